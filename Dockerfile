@@ -1,0 +1,51 @@
+# Auth service image: three stages, production dependencies only in the final one.
+#
+#   docker build -t auth-service .
+#   docker compose up --build        # with PostgreSQL and Redis, see docker-compose.yml
+#
+# The final image runs `node dist/src/server.js` as the non-root `node` user (uid 1000) under
+# tini, so SIGTERM reaches node and the server shuts down gracefully. Configuration comes from
+# the environment (JWT_SECRET_KEY and ENCRYPTION_MASTER_KEY are required: NODE_ENV=production).
+
+# ---- build: all dependencies, compile TypeScript to dist/
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: bcrypt ships prebuilt binaries (see allowScripts in package.json)
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+# ---- deps: production dependencies only (no typescript, jest, @types/*, supertest)
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+  && rm -rf /root/.npm
+
+# ---- runtime
+FROM node:20-bookworm-slim AS runtime
+# tini as PID 1: forwards signals to node and reaps zombies
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends tini=0.19.* \
+  && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8004 \
+    HEALTH_PORT=8005 \
+    DATA_DIR=/app/.data
+WORKDIR /app
+# Application files stay owned by root (read-only for the service); only DATA_DIR is writable.
+COPY package.json ./
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY openapi ./openapi
+COPY migrations ./migrations
+RUN mkdir -p /app/.data && chown node:node /app/.data
+USER node
+EXPOSE 8004 8005
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.HEALTH_PORT || 8005) + '/health/live', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# -s: also works when not PID 1 (registers as child subreaper)
+ENTRYPOINT ["/usr/bin/tini", "-s", "--"]
+CMD ["node", "dist/src/server.js"]

@@ -1,0 +1,15 @@
+import type { HandlerMap } from '../http/contract';
+import { requireAuth } from '../http/contract';
+import { toPublicUser, type AccountsService } from './accounts.service';
+
+export function accountHandlers(accounts: AccountsService): Pick<HandlerMap, 'registerUser' | 'getCurrentUser'> {
+  return {
+    async registerUser({ body }) {
+      const user = await accounts.register(body.email, body.password);
+      return { status: 201, body: toPublicUser(user) };
+    },
+    async getCurrentUser({ auth }) {
+      return { status: 200, body: toPublicUser(requireAuth(auth).user) };
+    },
+  };
+}

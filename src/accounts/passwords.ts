@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import bcrypt from 'bcrypt';
+import { ValidationError } from '../errors';
+import type { Metrics } from '../metrics';
+import { HashGate } from './hash-gate';
+
+/** bcrypt reads at most 72 bytes; longer passwords are refused, never silently truncated. */
+export const MAX_PASSWORD_BYTES = 72;
+export const MIN_PASSWORD_CHARS = 8;
+
+/** The register rules, for every place that sets a password. `field` is the JSON Pointer for errors. */
+export function assertNewPassword(password: string, field: string): void {
+  if ([...password].length < MIN_PASSWORD_CHARS) {
+    throw new ValidationError([{ path: field, message: `must be at least ${MIN_PASSWORD_CHARS} characters` }]);
+  }
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+    throw new ValidationError([{ path: field, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` }]);
+  }
+}
+
+export class PasswordHasher {
+  private readonly gate: HashGate;
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(
+    private readonly cost: number,
+    gate: { concurrency: number; queueLimit: number },
+    private readonly metrics: Metrics,
+  ) {
+    this.gate = new HashGate(gate.concurrency, gate.queueLimit);
+  }
+
+  get capacity(): HashGate {
+    return this.gate;
+  }
+
+  hash(password: string): Promise<string> {
+    return this.timed('hash', () => bcrypt.hash(password, this.cost));
+  }
+
+  /** Constant-ish time compare. Passwords over 72 bytes can never match: bcrypt would truncate them. */
+  async verify(password: string, hash: string): Promise<boolean> {
+    this.metrics.passwordVerifications.inc({ kind: 'account' });
+    const ok = await this.timed('verify', () => bcrypt.compare(password, hash));
+    return ok && Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES;
+  }
+
+  /**
+   * For unknown emails: spend the same bcrypt work as a real check, so response time does not
+   * reveal whether an account exists. Always false.
+   */
+  async verifyDummy(password: string): Promise<false> {
+    this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
+    const hash = await this.dummyHash;
+    this.metrics.passwordVerifications.inc({ kind: 'dummy' });
+    await this.timed('verify', () => bcrypt.compare(password, hash));
+    return false;
+  }
+
+  /** Computes the dummy hash ahead of the first unknown-email login. */
+  async warmUp(): Promise<void> {
+    this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
+    await this.dummyHash;
+  }
+
+  private timed<T>(op: 'hash' | 'verify', fn: () => Promise<T>): Promise<T> {
+    return this.gate.run(async () => {
+      const end = this.metrics.passwordHashDuration.startTimer({ op });
+      try {
+        return await fn();
+      } finally {
+        end();
+      }
+    });
+  }
+}

@@ -1,0 +1,160 @@
+import type { DestinationStream, Logger } from 'pino';
+import { Redis } from 'ioredis';
+import { AccountsService } from './accounts/accounts.service';
+import { PasswordHasher } from './accounts/passwords';
+import { UsersRepository } from './accounts/users.repository';
+import type { Config } from './config';
+import { createDatabase, type Database } from './db/database';
+import { HealthService, type Lifecycle } from './health/health.service';
+import { loadSpec, type SpecDocument } from './http/spec';
+import { loadOrCreateSecret } from './local-secrets';
+import { createLogger } from './logger';
+import { createMetrics, type Metrics } from './metrics';
+import { AccessTokens } from './sessions/access-tokens';
+import { Authenticator } from './sessions/authenticator';
+import { StoreRevocations, type RevocationStore } from './sessions/revocations';
+import { SessionsService } from './sessions/sessions.service';
+import { MemoryStore, RedisStore, type EphemeralStore } from './state/ephemeral-store';
+
+export interface Deps {
+  config: Readonly<Config>;
+  logger: Logger;
+  metrics: Metrics;
+  spec: SpecDocument;
+  db: Database;
+  /** URL of the database, for the migration lock session; null on the embedded server. */
+  migrationLockUrl: string | null;
+  redis: Redis | null;
+  /** AES-256-GCM key for third-party secrets at rest. */
+  encryptionKey: Buffer;
+  store: EphemeralStore;
+  lifecycle: Lifecycle;
+  users: UsersRepository;
+  passwords: PasswordHasher;
+  accessTokens: AccessTokens;
+  revocations: RevocationStore;
+  authenticator: Authenticator;
+  accounts: AccountsService;
+  sessions: SessionsService;
+  health: HealthService;
+  close(): Promise<void>;
+}
+
+export interface DepsOptions {
+  /** Where logs go (tests capture them); stdout by default. */
+  logDestination?: DestinationStream;
+  logger?: Logger;
+  /** Prefix for Redis keys, so test files sharing one Redis do not see each other's state. */
+  redisKeyPrefix?: string;
+}
+
+function secretKeys(config: Readonly<Config>, logger: Logger): { jwt: Buffer; encryption: Buffer } {
+  let jwt = config.jwtSecret;
+  if (!jwt) {
+    const { key, created } = loadOrCreateSecret(config.dataDir, 'jwt-secret.key', 48);
+    jwt = key;
+    logger.warn(
+      { dataDir: config.dataDir, created },
+      'JWT_SECRET_KEY is not set: using a generated key kept in DATA_DIR (never do this in production)',
+    );
+  }
+  let encryption = config.encryptionMasterKey;
+  if (!encryption) {
+    const { key, created } = loadOrCreateSecret(config.dataDir, 'encryption-master.key', 32);
+    encryption = key;
+    logger.warn(
+      { dataDir: config.dataDir, created },
+      'ENCRYPTION_MASTER_KEY is not set: using a generated key kept in DATA_DIR (never do this in production)',
+    );
+  }
+  return { jwt, encryption };
+}
+
+export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {}): Promise<Deps> {
+  const logger = opts.logger ?? createLogger(config.logLevel, opts.logDestination);
+  const metrics = createMetrics();
+  const spec = loadSpec();
+  const keys = secretKeys(config, logger);
+
+  const closers: (() => Promise<void> | void)[] = [];
+  let dbUrl: string;
+  let embedded = false;
+  if (config.database.kind === 'url') {
+    dbUrl = config.database.url;
+  } else {
+    const { startEmbeddedPostgres } = await import('./db/embedded');
+    const server = await startEmbeddedPostgres({ dataDir: config.database.dataDir, logger });
+    closers.unshift(() => server.close());
+    dbUrl = server.url;
+    embedded = true;
+  }
+  const db = createDatabase({ url: dbUrl, logger, embedded });
+  closers.unshift(() => db.close());
+
+  let redis: Redis | null = null;
+  let store: EphemeralStore;
+  if (config.redisUrl) {
+    redis = new Redis(config.redisUrl, {
+      lazyConnect: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      enableOfflineQueue: true,
+    });
+    redis.on('error', (err) => logger.warn({ err: { message: err.message } }, 'redis error'));
+    const client = redis;
+    closers.unshift(async () => {
+      await client.quit().catch(() => client.disconnect());
+    });
+    store = new RedisStore(redis, opts.redisKeyPrefix ?? 'auth:');
+  } else {
+    const memory = new MemoryStore();
+    closers.unshift(() => memory.close());
+    store = memory;
+    logger.warn('REDIS_URL is not set: short-lived state is kept in process (single-instance mode; several replicas need Redis)');
+  }
+
+  const users = new UsersRepository(db.sequelize);
+  const passwords = new PasswordHasher(
+    config.bcryptCost,
+    { concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit },
+    metrics,
+  );
+  const accessTokens = new AccessTokens({
+    secret: keys.jwt,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    expireMinutes: config.jwtExpireMinutes,
+  });
+  const revocations = new StoreRevocations(store);
+  const lifecycle: Lifecycle = { shuttingDown: false };
+
+  return {
+    config,
+    logger,
+    metrics,
+    spec,
+    db,
+    migrationLockUrl: embedded ? null : dbUrl,
+    redis,
+    encryptionKey: keys.encryption,
+    store,
+    lifecycle,
+    users,
+    passwords,
+    accessTokens,
+    revocations,
+    authenticator: new Authenticator(accessTokens, users, revocations, metrics),
+    accounts: new AccountsService(users, passwords, metrics),
+    sessions: new SessionsService(users, passwords, accessTokens, metrics),
+    health: new HealthService(db, redis, lifecycle),
+    async close() {
+      for (const close of closers) {
+        try {
+          await close();
+        } catch (err) {
+          logger.warn({ err }, 'error while closing a dependency');
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,137 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import { AppError, ErrorCode, type FieldError } from '../errors';
+
+/** The one place where errors become HTTP responses (RFC 9457 problem+json). */
+
+const PROBLEM_BASE = 'https://docs.example.com/problems/';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  request_id: string;
+  errors?: FieldError[];
+}
+
+interface EovError {
+  status: number;
+  name?: string;
+  message?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  errors?: { path?: string; message?: string }[];
+}
+
+interface BodyParserError {
+  type: string;
+  status?: number;
+  limit?: number;
+}
+
+function isEovError(err: unknown): err is EovError {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof (err as EovError).status === 'number' &&
+    Array.isArray((err as EovError).errors)
+  );
+}
+
+function isBodyParserError(err: unknown): err is BodyParserError {
+  return typeof err === 'object' && err !== null && typeof (err as BodyParserError).type === 'string';
+}
+
+function fromEov(err: EovError): AppError {
+  switch (err.status) {
+    case 400:
+      return new AppError(422, ErrorCode.validationFailed, 'Unprocessable Content', 'The request does not match the schema.', {
+        errors: (err.errors ?? []).map((e) => ({
+          path: normalisePath(e.path ?? ''),
+          message: e.message ?? 'is invalid',
+        })),
+      });
+    case 401:
+      return new AppError(401, ErrorCode.missingToken, 'Unauthorized', 'An access token is required.', {
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    case 403:
+      return new AppError(403, ErrorCode.forbidden, 'Forbidden', 'You are not allowed to do this.');
+    case 404:
+      return new AppError(404, ErrorCode.notFound, 'Not Found', 'There is nothing at this path.');
+    case 405:
+      return new AppError(405, ErrorCode.methodNotAllowed, 'Method Not Allowed', 'This method is not allowed on this path.', {
+        headers: err.headers?.Allow ? { Allow: err.headers.Allow.toUpperCase() } : {},
+      });
+    case 413:
+      return payloadTooLarge();
+    case 415:
+      return new AppError(415, ErrorCode.unsupportedMediaType, 'Unsupported Media Type', 'The body\'s content type is not accepted by this operation.');
+    default:
+      // Response validation failures and other validator faults: our bug, not the client's.
+      return internal();
+  }
+}
+
+function payloadTooLarge(): AppError {
+  return new AppError(413, ErrorCode.payloadTooLarge, 'Content Too Large', 'The request body is larger than 65536 bytes.');
+}
+
+function internal(): AppError {
+  return new AppError(500, ErrorCode.internalError, 'Internal Server Error', 'Something went wrong on our side. Quote the request id if you report it.');
+}
+
+/** eov reports `/body/email` or `.body.email`; clients get JSON Pointers. */
+function normalisePath(p: string): string {
+  if (p.startsWith('/')) return p;
+  return '/' + p.replace(/^\./, '').replace(/\./g, '/');
+}
+
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (isEovError(err)) return fromEov(err);
+  if (isBodyParserError(err)) {
+    switch (err.type) {
+      case 'entity.parse.failed':
+        return new AppError(400, ErrorCode.malformedBody, 'Bad Request', 'The request body could not be parsed.');
+      case 'entity.too.large':
+        return payloadTooLarge();
+      case 'encoding.unsupported':
+      case 'charset.unsupported':
+        return new AppError(415, ErrorCode.unsupportedMediaType, 'Unsupported Media Type', 'The body\'s character set or encoding is not supported.');
+      case 'request.aborted':
+      case 'request.size.invalid':
+      case 'stream.encoding.set':
+        return new AppError(400, ErrorCode.malformedBody, 'Bad Request', 'The request body could not be read.');
+    }
+  }
+  return internal();
+}
+
+export function sendProblem(res: Response, err: AppError, requestId: string): void {
+  const body: Problem = {
+    type: PROBLEM_BASE + err.code,
+    title: err.title,
+    status: err.status,
+    detail: err.message,
+    code: err.code,
+    request_id: requestId,
+  };
+  if (err.errors) body.errors = err.errors;
+  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  res.status(err.status).type('application/problem+json').send(JSON.stringify(body));
+}
+
+export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  // A failed bearer check stashes the precise reason; eov only passes on a generic 401.
+  const appErr = req.authFailure ?? toAppError(err);
+  if (appErr.status >= 500 && !(err instanceof AppError)) {
+    req.log?.error({ err }, 'unhandled error');
+  }
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  sendProblem(res, appErr, req.id as string);
+};

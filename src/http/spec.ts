@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { SPEC_FILE } from '../paths';
+
+export type Port = 'api' | 'health';
+
+export interface SpecDocument {
+  yaml: string;
+  json: string;
+  document: Record<string, unknown>;
+  /** The document with only the paths served on one port (paths marked `x-port: health`). */
+  forPort(port: Port): Record<string, unknown>;
+  /** Every operationId with its method and path, for docs checks and the metrics label set. */
+  operations: { operationId: string; method: string; path: string }[];
+}
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+export function loadSpec(file = SPEC_FILE): SpecDocument {
+  const yaml = fs.readFileSync(file, 'utf8');
+  const document = YAML.parse(yaml) as Record<string, unknown>;
+  const paths = document.paths as Record<string, Record<string, unknown>>;
+  const operations = Object.entries(paths).flatMap(([p, item]) =>
+    METHODS.filter((m) => item[m]).map((m) => ({
+      operationId: (item[m] as { operationId: string }).operationId,
+      method: m.toUpperCase(),
+      path: p,
+    })),
+  );
+  const json = JSON.stringify(document);
+  return {
+    yaml,
+    json,
+    document,
+    operations,
+    forPort(port) {
+      const copy = JSON.parse(json) as Record<string, unknown>;
+      const kept = Object.entries(copy.paths as Record<string, Record<string, unknown>>).filter(
+        ([p, item]) => {
+          const on = (item['x-port'] as string | undefined) ?? 'api';
+          // /health is served on both ports.
+          return p === '/health' || on === port;
+        },
+      );
+      copy.paths = Object.fromEntries(kept);
+      return copy;
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every metric the service exports, on a registry owned by deps (never the global one). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    httpRequestDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration, labelled by operationId (or route template) and status.',
+      labelNames: ['method', 'operation', 'status'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    registrations: new Counter({
+      name: 'auth_registrations_total',
+      help: 'Registration attempts by outcome.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    logins: new Counter({
+      name: 'auth_logins_total',
+      help: 'Login attempts by outcome.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    tokenVerifications: new Counter({
+      name: 'auth_token_verifications_total',
+      help: 'Access-token verifications by outcome.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    rateLimitRejections: new Counter({
+      name: 'auth_rate_limit_rejections_total',
+      help: 'Requests refused by a rate limiter.',
+      labelNames: ['limiter'] as const,
+      registers,
+    }),
+    passwordHashDuration: new Histogram({
+      name: 'auth_password_hash_duration_seconds',
+      help: 'Time spent in bcrypt, by operation.',
+      labelNames: ['op'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
+      registers,
+    }),
+    passwordVerifications: new Counter({
+      name: 'auth_password_verifications_total',
+      help: 'bcrypt comparisons: against an account hash, or the dummy hash for unknown emails.',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    discogsCalls: new Counter({
+      name: 'auth_discogs_upstream_calls_total',
+      help: 'Calls to the Discogs API by endpoint and outcome.',
+      labelNames: ['call', 'outcome'] as const,
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { Express } from 'express';
+import { Client } from 'pg';
+import request from 'supertest';
+import { createApp, createHealthApp } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import { createDeps, type Deps } from '../../src/deps';
+import { TEST_PG_URL, TEST_REDIS_URL, databaseUrl } from './services';
+
+export interface TestApp {
+  app: Express;
+  healthApp: Express;
+  deps: Deps;
+  dbName: string;
+  dbUrl: string;
+  /** Every log line written so far, as raw JSON text. */
+  logs: string[];
+  /** A plain pg client on this file's database, for arranging and inspecting rows. */
+  sql(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
+
+/** Fresh database cloned from the migrated template, own Redis key prefix, captured logs. */
+export async function startTestApp(env: Record<string, string> = {}, opts: { database?: string } = {}): Promise<TestApp> {
+  const template = process.env.TEST_TEMPLATE_DB;
+  if (!template) throw new Error('TEST_TEMPLATE_DB is not set: run the tests with `npm test`');
+  const dbName = opts.database ?? `auth_t_${randomBytes(6).toString('hex')}`;
+  const owned = !opts.database;
+  const admin = new Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  if (owned) await admin.query(`CREATE DATABASE ${dbName} TEMPLATE ${template}`);
+  await admin.end();
+  const dbUrl = databaseUrl(dbName);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-test-'));
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: dbUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    JWT_SECRET_KEY: TEST_JWT_SECRET,
+    ENCRYPTION_MASTER_KEY: randomBytes(32).toString('base64'),
+    BCRYPT_COST: '4',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+  const logs: string[] = [];
+  const logDestination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const deps = await createDeps(config, { logDestination, redisKeyPrefix: `test:${dbName}:` });
+  const pg = new Client({ connectionString: dbUrl });
+  await pg.connect();
+  return {
+    app: createApp(deps),
+    healthApp: createHealthApp(deps),
+    deps,
+    dbName,
+    dbUrl,
+    logs,
+    async sql(text, params) {
+      const r = await pg.query(text, params as unknown[]);
+      return r.rows as Record<string, unknown>[];
+    },
+    async close() {
+      await pg.end();
+      await deps.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (owned) {
+        const a = new Client({ connectionString: TEST_PG_URL });
+        await a.connect();
+        await a.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+        await a.end();
+      }
+    },
+  };
+}
+
+let counter = 0;
+/** A unique, valid email for this test run. */
+export function uniqueEmail(prefix = 'user'): string {
+  return `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}-${randomBytes(3).toString('hex')}@example.com`;
+}
+
+export const GOOD_PASSWORD = 'correct-horse-battery';
+
+/** Registers through the API; expects 201 unless told otherwise. */
+export async function register(app: Express, email = uniqueEmail(), password = GOOD_PASSWORD, expected = 201) {
+  const res = await request(app).post('/api/v1/auth/register').send({ email, password }).expect(expected);
+  return { email, password, user: res.body as { id: string; email: string } };
+}
+
+/** Logs in with JSON; returns the access token. */
+export async function login(app: Express, email: string, password = GOOD_PASSWORD, expected = 200) {
+  const res = await request(app).post('/api/v1/auth/token').send({ email, password }).expect(expected);
+  return res.body as { access_token: string; token_type: string; expires_in: number; refresh_token?: string };
+}
+
+/** A registered user with a fresh access token. */
+export async function signedInUser(app: Express) {
+  const { email, password, user } = await register(app);
+  const tokens = await login(app, email, password);
+  return { email, password, user, token: tokens.access_token, tokens };
+}
