@@ -7,9 +7,7 @@ import path from 'node:path';
  * messages name the variable and never echo its value (it may be a secret).
  */
 
-export type DatabaseConfig =
-  | { kind: 'url'; url: string }
-  | { kind: 'embedded'; dataDir: string };
+export type DatabaseConfig = { kind: 'url'; url: string } | { kind: 'embedded'; dataDir: string };
 
 export interface Config {
   nodeEnv: string;
@@ -136,7 +134,8 @@ function databaseFrom(r: Reader, dataDir: string): DatabaseConfig {
   if (!user) r.problems.push('POSTGRES_USERNAME is required with POSTGRES_ADDRESS');
   if (!database) r.problems.push('POSTGRES_DATABASE is required with POSTGRES_ADDRESS');
   const password = r.raw('POSTGRES_PASSWORD');
-  const auth = encodeURIComponent(user ?? '') + (password ? `:${encodeURIComponent(password)}` : '');
+  const auth =
+    encodeURIComponent(user ?? '') + (password ? `:${encodeURIComponent(password)}` : '');
   return {
     kind: 'url',
     url: `postgres://${auth}@${address}/${encodeURIComponent(database ?? '')}`,
@@ -159,7 +158,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const jwtRaw = r.raw('JWT_SECRET_KEY');
   let jwtSecret: Buffer | null = null;
   if (jwtRaw !== undefined) {
-    if (Buffer.byteLength(jwtRaw, 'utf8') < 32) r.problems.push('JWT_SECRET_KEY must be at least 32 bytes');
+    if (Buffer.byteLength(jwtRaw, 'utf8') < 32)
+      r.problems.push('JWT_SECRET_KEY must be at least 32 bytes');
     else jwtSecret = Buffer.from(jwtRaw, 'utf8');
   } else if (production) {
     r.problems.push('JWT_SECRET_KEY is required when NODE_ENV=production');
@@ -168,7 +168,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (algorithm !== 'HS256') r.problems.push('JWT_ALGORITHM may only be HS256');
 
   const bcryptCost = r.int('BCRYPT_COST', 12, 4, 31);
-  if (production && bcryptCost < 10) r.problems.push('BCRYPT_COST below 10 is refused when NODE_ENV=production');
+  if (production && bcryptCost < 10)
+    r.problems.push('BCRYPT_COST below 10 is refused when NODE_ENV=production');
 
   const encryptionMasterKey = r.key32('ENCRYPTION_MASTER_KEY');
   if (production && r.raw('ENCRYPTION_MASTER_KEY') === undefined) {
@@ -197,7 +198,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     jwtAudience: r.string('JWT_AUDIENCE', 'music-catalogue'),
     bcryptCost,
     hashConcurrency,
-    hashQueueLimit: r.int('HASH_QUEUE_LIMIT', hashConcurrency * 4, 0, 10_000),
+    hashQueueLimit: r.int('HASH_QUEUE_LIMIT', hashConcurrency * 8, 0, 10_000),
     refreshTokenExpireDays: r.int('REFRESH_TOKEN_EXPIRE_DAYS', 14, 1, 365),
     refreshTokenReuseGraceSeconds: r.int('REFRESH_TOKEN_REUSE_GRACE_SECONDS', 10, 0, 3600),
     encryptionMasterKey,

@@ -110,7 +110,9 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     const memory = new MemoryStore();
     closers.unshift(() => memory.close());
     store = memory;
-    logger.warn('REDIS_URL is not set: short-lived state is kept in process (single-instance mode; several replicas need Redis)');
+    logger.warn(
+      'REDIS_URL is not set: short-lived state is kept in process (single-instance mode; several replicas need Redis)',
+    );
   }
 
   const users = new UsersRepository(db.sequelize);

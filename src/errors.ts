@@ -59,7 +59,10 @@ export class ValidationError extends AppError {
 }
 
 export class UnauthorizedError extends AppError {
-  constructor(code: ErrorCode = ErrorCode.invalidToken, detail = 'The access token is missing or invalid.') {
+  constructor(
+    code: ErrorCode = ErrorCode.invalidToken,
+    detail = 'The access token is missing or invalid.',
+  ) {
     super(401, code, 'Unauthorized', detail, {
       headers: {
         'WWW-Authenticate':
@@ -71,9 +74,15 @@ export class UnauthorizedError extends AppError {
 
 export class InvalidCredentialsError extends AppError {
   constructor() {
-    super(401, ErrorCode.invalidCredentials, 'Unauthorized', 'The email or password is incorrect.', {
-      headers: { 'WWW-Authenticate': 'Bearer' },
-    });
+    super(
+      401,
+      ErrorCode.invalidCredentials,
+      'Unauthorized',
+      'The email or password is incorrect.',
+      {
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      },
+    );
   }
 }
 

@@ -6,7 +6,11 @@ import path from 'node:path';
  * Outside production, a missing key is generated once into DATA_DIR (mode 0600) and reused,
  * so tokens and encrypted values survive restarts without anyone inventing a secret.
  */
-export function loadOrCreateSecret(dataDir: string, name: string, bytes = 32): { key: Buffer; created: boolean } {
+export function loadOrCreateSecret(
+  dataDir: string,
+  name: string,
+  bytes = 32,
+): { key: Buffer; created: boolean } {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = path.join(dataDir, name);
   try {
@@ -20,6 +24,7 @@ export function loadOrCreateSecret(dataDir: string, name: string, bytes = 32): {
 
 function readKey(file: string, bytes: number): Buffer {
   const key = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex');
-  if (key.length !== bytes) throw new Error(`${file} does not hold a ${bytes}-byte hex key; delete it to regenerate`);
+  if (key.length !== bytes)
+    throw new Error(`${file} does not hold a ${bytes}-byte hex key; delete it to regenerate`);
   return key;
 }

@@ -45,8 +45,15 @@ export async function startService(config: Readonly<Config>): Promise<RunningSer
   const { logger } = deps;
   try {
     if (config.migrateOnStart) {
-      const applied = await migrate({ sequelize: deps.db.sequelize, lockUrl: deps.migrationLockUrl, logger });
-      logger.info({ applied }, applied.length ? 'migrations applied' : 'database schema is up to date');
+      const applied = await migrate({
+        sequelize: deps.db.sequelize,
+        lockUrl: deps.migrationLockUrl,
+        logger,
+      });
+      logger.info(
+        { applied },
+        applied.length ? 'migrations applied' : 'database schema is up to date',
+      );
     }
     await deps.passwords.warmUp();
   } catch (err) {

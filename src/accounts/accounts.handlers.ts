@@ -2,7 +2,9 @@ import type { HandlerMap } from '../http/contract';
 import { requireAuth } from '../http/contract';
 import { toPublicUser, type AccountsService } from './accounts.service';
 
-export function accountHandlers(accounts: AccountsService): Pick<HandlerMap, 'registerUser' | 'getCurrentUser'> {
+export function accountHandlers(
+  accounts: AccountsService,
+): Pick<HandlerMap, 'registerUser' | 'getCurrentUser'> {
   return {
     async registerUser({ body }) {
       const user = await accounts.register(body.email, body.password);

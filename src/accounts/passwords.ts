@@ -11,10 +11,14 @@ export const MIN_PASSWORD_CHARS = 8;
 /** The register rules, for every place that sets a password. `field` is the JSON Pointer for errors. */
 export function assertNewPassword(password: string, field: string): void {
   if ([...password].length < MIN_PASSWORD_CHARS) {
-    throw new ValidationError([{ path: field, message: `must be at least ${MIN_PASSWORD_CHARS} characters` }]);
+    throw new ValidationError([
+      { path: field, message: `must be at least ${MIN_PASSWORD_CHARS} characters` },
+    ]);
   }
   if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
-    throw new ValidationError([{ path: field, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` }]);
+    throw new ValidationError([
+      { path: field, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` },
+    ]);
   }
 }
 

@@ -1,4 +1,11 @@
-import { DataTypes, UniqueConstraintError, type Model, type ModelStatic, type Sequelize, type Transaction } from 'sequelize';
+import {
+  DataTypes,
+  UniqueConstraintError,
+  type Model,
+  type ModelStatic,
+  type Sequelize,
+  type Transaction,
+} from 'sequelize';
 import { ConflictError, ErrorCode } from '../errors';
 
 export interface UserRecord {
@@ -54,11 +61,19 @@ export class UsersRepository {
   }
 
   async findById(id: string, transaction?: Transaction): Promise<UserRecord | null> {
-    return (await this.model.findOne({ where: { id }, raw: true, transaction })) as UserRecord | null;
+    return (await this.model.findOne({
+      where: { id },
+      raw: true,
+      transaction,
+    })) as UserRecord | null;
   }
 
   async findByEmail(email: string, transaction?: Transaction): Promise<UserRecord | null> {
-    return (await this.model.findOne({ where: { email }, raw: true, transaction })) as UserRecord | null;
+    return (await this.model.findOne({
+      where: { email },
+      raw: true,
+      transaction,
+    })) as UserRecord | null;
   }
 
   async update(
@@ -66,7 +81,11 @@ export class UsersRepository {
     changes: Partial<Pick<UserRecord, 'hashedPassword' | 'isActive' | 'isAdmin'>>,
     transaction?: Transaction,
   ): Promise<UserRecord | null> {
-    const [count, rows] = await this.model.update(changes, { where: { id }, returning: true, transaction });
+    const [count, rows] = await this.model.update(changes, {
+      where: { id },
+      returning: true,
+      transaction,
+    });
     return count === 0 ? null : rows[0]!.get({ plain: true });
   }
 }

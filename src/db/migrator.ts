@@ -119,7 +119,10 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
     processLock = result.catch(() => undefined);
     return result;
   }
-  const client = new Client({ connectionString: opts.lockUrl, application_name: 'auth-service-migrate' });
+  const client = new Client({
+    connectionString: opts.lockUrl,
+    application_name: 'auth-service-migrate',
+  });
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEY]);

@@ -14,7 +14,9 @@ export function healthHandlers(
         timestamp: new Date().toISOString(),
         checks,
       };
-      return healthy ? { status: 200, body } : { status: 503, body, headers: { 'Retry-After': '5' } };
+      return healthy
+        ? { status: 200, body }
+        : { status: 503, body, headers: { 'Retry-After': '5' } };
     },
     async getLiveness() {
       return { status: 200, body: { status: 'ok' } };

@@ -49,7 +49,8 @@ export class HealthService {
   async readiness(): Promise<{ ready: boolean; checks: Record<string, CheckState> }> {
     const deps = await this.dependencies();
     let migrations: CheckState = 'unknown';
-    if (deps.database === 'ok') migrations = (await this.migrationsDone(this.db.sequelize)) ? 'ok' : 'pending';
+    if (deps.database === 'ok')
+      migrations = (await this.migrationsDone(this.db.sequelize)) ? 'ok' : 'pending';
     const checks = { ...deps, migrations };
     const ready =
       !this.lifecycle.shuttingDown &&

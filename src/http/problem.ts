@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { AppError, ErrorCode, type FieldError } from '../errors';
+import { AppError, ErrorCode, ServiceUnavailableError, type FieldError } from '../errors';
 
 /** The one place where errors become HTTP responses (RFC 9457 problem+json). */
 
@@ -40,34 +40,59 @@ function isEovError(err: unknown): err is EovError {
 }
 
 function isBodyParserError(err: unknown): err is BodyParserError {
-  return typeof err === 'object' && err !== null && typeof (err as BodyParserError).type === 'string';
+  return (
+    typeof err === 'object' && err !== null && typeof (err as BodyParserError).type === 'string'
+  );
 }
 
 function fromEov(err: EovError): AppError {
   switch (err.status) {
     case 400:
-      return new AppError(422, ErrorCode.validationFailed, 'Unprocessable Content', 'The request does not match the schema.', {
-        errors: (err.errors ?? []).map((e) => ({
-          path: normalisePath(e.path ?? ''),
-          message: e.message ?? 'is invalid',
-        })),
-      });
+      return new AppError(
+        422,
+        ErrorCode.validationFailed,
+        'Unprocessable Content',
+        'The request does not match the schema.',
+        {
+          errors: (err.errors ?? []).map((e) => ({
+            path: normalisePath(e.path ?? ''),
+            message: e.message ?? 'is invalid',
+          })),
+        },
+      );
     case 401:
-      return new AppError(401, ErrorCode.missingToken, 'Unauthorized', 'An access token is required.', {
-        headers: { 'WWW-Authenticate': 'Bearer' },
-      });
+      return new AppError(
+        401,
+        ErrorCode.missingToken,
+        'Unauthorized',
+        'An access token is required.',
+        {
+          headers: { 'WWW-Authenticate': 'Bearer' },
+        },
+      );
     case 403:
       return new AppError(403, ErrorCode.forbidden, 'Forbidden', 'You are not allowed to do this.');
     case 404:
       return new AppError(404, ErrorCode.notFound, 'Not Found', 'There is nothing at this path.');
     case 405:
-      return new AppError(405, ErrorCode.methodNotAllowed, 'Method Not Allowed', 'This method is not allowed on this path.', {
-        headers: err.headers?.Allow ? { Allow: err.headers.Allow.toUpperCase() } : {},
-      });
+      return new AppError(
+        405,
+        ErrorCode.methodNotAllowed,
+        'Method Not Allowed',
+        'This method is not allowed on this path.',
+        {
+          headers: err.headers?.Allow ? { Allow: err.headers.Allow.toUpperCase() } : {},
+        },
+      );
     case 413:
       return payloadTooLarge();
     case 415:
-      return new AppError(415, ErrorCode.unsupportedMediaType, 'Unsupported Media Type', 'The body\'s content type is not accepted by this operation.');
+      return new AppError(
+        415,
+        ErrorCode.unsupportedMediaType,
+        'Unsupported Media Type',
+        "The body's content type is not accepted by this operation.",
+      );
     default:
       // Response validation failures and other validator faults: our bug, not the client's.
       return internal();
@@ -75,11 +100,21 @@ function fromEov(err: EovError): AppError {
 }
 
 function payloadTooLarge(): AppError {
-  return new AppError(413, ErrorCode.payloadTooLarge, 'Content Too Large', 'The request body is larger than 65536 bytes.');
+  return new AppError(
+    413,
+    ErrorCode.payloadTooLarge,
+    'Content Too Large',
+    'The request body is larger than 65536 bytes.',
+  );
 }
 
 function internal(): AppError {
-  return new AppError(500, ErrorCode.internalError, 'Internal Server Error', 'Something went wrong on our side. Quote the request id if you report it.');
+  return new AppError(
+    500,
+    ErrorCode.internalError,
+    'Internal Server Error',
+    'Something went wrong on our side. Quote the request id if you report it.',
+  );
 }
 
 /** eov reports `/body/email` or `.body.email`; clients get JSON Pointers. */
@@ -88,22 +123,52 @@ function normalisePath(p: string): string {
   return '/' + p.replace(/^\./, '').replace(/\./g, '/');
 }
 
+/** A dependency that does not answer is the client's 503, not our 500. */
+function isUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { name, message } = err as { name?: string; message?: string };
+  const pgCode = (err as { original?: { code?: string } }).original?.code;
+  return (
+    /^Sequelize(Connection\w*|Host\w*|AccessDenied|InvalidConnection)Error$/.test(name ?? '') ||
+    pgCode === '57014' || // statement timeout
+    pgCode === '57P01' || // admin shutdown
+    name === 'MaxRetriesPerRequestError' ||
+    /^Connection is closed|enableOfflineQueue/.test(message ?? '')
+  );
+}
+
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  if (isUnavailable(err)) return new ServiceUnavailableError();
   if (isEovError(err)) return fromEov(err);
   if (isBodyParserError(err)) {
     switch (err.type) {
       case 'entity.parse.failed':
-        return new AppError(400, ErrorCode.malformedBody, 'Bad Request', 'The request body could not be parsed.');
+        return new AppError(
+          400,
+          ErrorCode.malformedBody,
+          'Bad Request',
+          'The request body could not be parsed.',
+        );
       case 'entity.too.large':
         return payloadTooLarge();
       case 'encoding.unsupported':
       case 'charset.unsupported':
-        return new AppError(415, ErrorCode.unsupportedMediaType, 'Unsupported Media Type', 'The body\'s character set or encoding is not supported.');
+        return new AppError(
+          415,
+          ErrorCode.unsupportedMediaType,
+          'Unsupported Media Type',
+          "The body's character set or encoding is not supported.",
+        );
       case 'request.aborted':
       case 'request.size.invalid':
       case 'stream.encoding.set':
-        return new AppError(400, ErrorCode.malformedBody, 'Bad Request', 'The request body could not be read.');
+        return new AppError(
+          400,
+          ErrorCode.malformedBody,
+          'Bad Request',
+          'The request body could not be read.',
+        );
     }
   }
   return internal();
@@ -126,8 +191,12 @@ export function sendProblem(res: Response, err: AppError, requestId: string): vo
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
   // A failed bearer check stashes the precise reason; eov only passes on a generic 401.
   const appErr = req.authFailure ?? toAppError(err);
-  if (appErr.status >= 500 && !(err instanceof AppError)) {
-    req.log?.error({ err }, 'unhandled error');
+  if (appErr.status === 500) req.log?.error({ err }, 'unhandled error');
+  else if (appErr.status === 503 && !(err instanceof AppError)) {
+    req.log?.warn(
+      { err: { name: (err as Error).name, message: (err as Error).message } },
+      'dependency unavailable',
+    );
   }
   if (res.headersSent) {
     res.end();

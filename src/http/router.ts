@@ -93,7 +93,8 @@ export function openApiRouter(opts: RouterOptions): RequestHandler[] {
       basePath: '',
       resolver: (_basePath, route, apiDoc) => {
         const item = apiDoc.paths![route.openApiRoute] as Record<string, { operationId?: string }>;
-        const operationId = item[route.method.toLowerCase()]?.operationId as OperationId | undefined;
+        const operationId = item[route.method.toLowerCase()]?.operationId as
+          OperationId | undefined;
         const handler = operationId ? opts.handlers[operationId] : undefined;
         if (!operationId || !handler) {
           throw new Error(`no handler for ${route.method} ${route.openApiRoute} (${operationId})`);

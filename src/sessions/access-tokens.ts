@@ -64,7 +64,10 @@ export class AccessTokens {
         clockTolerance: 5,
       });
     } catch {
-      throw new UnauthorizedError(ErrorCode.invalidToken, 'The access token is invalid or expired.');
+      throw new UnauthorizedError(
+        ErrorCode.invalidToken,
+        'The access token is invalid or expired.',
+      );
     }
     const c = payload as Partial<AccessClaims>;
     if (
@@ -77,7 +80,10 @@ export class AccessTokens {
       c.jti.length === 0 ||
       c.jti.length > 64
     ) {
-      throw new UnauthorizedError(ErrorCode.invalidToken, 'The access token is invalid or expired.');
+      throw new UnauthorizedError(
+        ErrorCode.invalidToken,
+        'The access token is invalid or expired.',
+      );
     }
     return c as AccessClaims;
   }

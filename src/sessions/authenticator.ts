@@ -27,7 +27,10 @@ export class Authenticator {
    * deactivation, demotion or delete made anywhere (another replica, SQL by an operator)
    * takes effect on the very next request.
    */
-  async authenticate(header: string | undefined, opts: { admin?: boolean } = {}): Promise<AuthContext> {
+  async authenticate(
+    header: string | undefined,
+    opts: { admin?: boolean } = {},
+  ): Promise<AuthContext> {
     const outcome = (o: string) => this.metrics.tokenVerifications.inc({ outcome: o });
     if (!header) {
       outcome('missing');
@@ -36,7 +39,10 @@ export class Authenticator {
     const m = BEARER.exec(header);
     if (!m) {
       outcome('malformed');
-      throw new UnauthorizedError(ErrorCode.invalidToken, 'The Authorization header must be "Bearer <token>".');
+      throw new UnauthorizedError(
+        ErrorCode.invalidToken,
+        'The Authorization header must be "Bearer <token>".',
+      );
     }
     let claims: AccessClaims;
     try {
@@ -52,7 +58,10 @@ export class Authenticator {
     const user = await this.users.findById(claims.sub);
     if (!user || !user.isActive) {
       outcome('inactive_user');
-      throw new UnauthorizedError(ErrorCode.invalidToken, 'The access token is invalid or expired.');
+      throw new UnauthorizedError(
+        ErrorCode.invalidToken,
+        'The access token is invalid or expired.',
+      );
     }
     if (opts.admin && !user.isAdmin) {
       outcome('forbidden');

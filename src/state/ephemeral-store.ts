@@ -28,7 +28,13 @@ export class RedisStore implements EphemeralStore {
   }
 
   async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
-    const r = await this.redis.set(this.prefix + key, value, 'EX', Math.max(1, Math.ceil(ttlSeconds)), 'NX');
+    const r = await this.redis.set(
+      this.prefix + key,
+      value,
+      'EX',
+      Math.max(1, Math.ceil(ttlSeconds)),
+      'NX',
+    );
     return r === 'OK';
   }
 

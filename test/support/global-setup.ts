@@ -18,7 +18,11 @@ export default async function globalSetup(): Promise<void> {
       `The tests need PostgreSQL at ${TEST_PG_URL} (set TEST_DATABASE_URL to change it): ${(err as Error).message}`,
     );
   }
-  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000 });
+  const redis = new Redis(TEST_REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 3000,
+  });
   try {
     await redis.connect();
     await redis.ping();

@@ -27,7 +27,10 @@ export interface TestApp {
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
 
 /** Fresh database cloned from the migrated template, own Redis key prefix, captured logs. */
-export async function startTestApp(env: Record<string, string> = {}, opts: { database?: string } = {}): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  opts: { database?: string } = {},
+): Promise<TestApp> {
   const template = process.env.TEST_TEMPLATE_DB;
   if (!template) throw new Error('TEST_TEMPLATE_DB is not set: run the tests with `npm test`');
   const dbName = opts.database ?? `auth_t_${randomBytes(6).toString('hex')}`;
@@ -93,15 +96,31 @@ export function uniqueEmail(prefix = 'user'): string {
 export const GOOD_PASSWORD = 'correct-horse-battery';
 
 /** Registers through the API; expects 201 unless told otherwise. */
-export async function register(app: Express, email = uniqueEmail(), password = GOOD_PASSWORD, expected = 201) {
-  const res = await request(app).post('/api/v1/auth/register').send({ email, password }).expect(expected);
+export async function register(
+  app: Express,
+  email = uniqueEmail(),
+  password = GOOD_PASSWORD,
+  expected = 201,
+) {
+  const res = await request(app)
+    .post('/api/v1/auth/register')
+    .send({ email, password })
+    .expect(expected);
   return { email, password, user: res.body as { id: string; email: string } };
 }
 
 /** Logs in with JSON; returns the access token. */
 export async function login(app: Express, email: string, password = GOOD_PASSWORD, expected = 200) {
-  const res = await request(app).post('/api/v1/auth/token').send({ email, password }).expect(expected);
-  return res.body as { access_token: string; token_type: string; expires_in: number; refresh_token?: string };
+  const res = await request(app)
+    .post('/api/v1/auth/token')
+    .send({ email, password })
+    .expect(expected);
+  return res.body as {
+    access_token: string;
+    token_type: string;
+    expires_in: number;
+    refresh_token?: string;
+  };
 }
 
 /** A registered user with a fresh access token. */

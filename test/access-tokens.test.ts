@@ -1,0 +1,148 @@
+import { createSecretKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import request from 'supertest';
+import {
+  TEST_JWT_SECRET,
+  register,
+  signedInUser,
+  startTestApp,
+  type TestApp,
+} from './support/test-app';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const ME = '/api/v1/auth/me';
+const ISS = 'auth-service';
+const AUD = 'music-catalogue';
+const key = createSecretKey(Buffer.from(TEST_JWT_SECRET));
+const now = () => Math.floor(Date.now() / 1000);
+
+function b64(obj: unknown): string {
+  return Buffer.from(JSON.stringify(obj)).toString('base64url');
+}
+
+/** A correctly signed HS256 token with chosen claims. */
+function sign(
+  claims: Record<string, unknown>,
+  secret: Parameters<typeof jwt.sign>[1] = key,
+  alg: jwt.Algorithm = 'HS256',
+) {
+  // jsonwebtoken adds iat unless told not to; keep it exactly as given.
+  return jwt.sign(claims, secret, { algorithm: alg, noTimestamp: !('iat' in claims) });
+}
+
+function goodClaims(sub: string): Record<string, unknown> {
+  return { sub, iat: now(), exp: now() + 600, jti: randomUUID(), iss: ISS, aud: AUD };
+}
+
+async function expect401(token: string | undefined, code = 'invalid_token') {
+  const req = request(t.app).get(ME);
+  if (token !== undefined) req.set('Authorization', token);
+  const res = await req.expect(401);
+  expect(res.body.code).toBe(code);
+  expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  return res;
+}
+
+let userId: string;
+beforeAll(async () => {
+  userId = (await register(t.app)).user.id;
+});
+
+test('when a hand-signed token has every required claim, then it is accepted (the baseline for the attacks)', async () => {
+  await request(t.app)
+    .get(ME)
+    .set('Authorization', `Bearer ${sign(goodClaims(userId))}`)
+    .expect(200);
+});
+
+test('when there is no Authorization header, then 401 missing_token', async () => {
+  await expect401(undefined, 'missing_token');
+});
+
+test.each([
+  ['an empty bearer', 'Bearer '],
+  ['garbage', 'Bearer not-a-jwt'],
+  ['three garbage segments', 'Bearer aaa.bbb.ccc'],
+  ['a Basic scheme', 'Basic dXNlcjpwYXNz'],
+])('when the header is %s, then 401', async (_what, header) => {
+  const res = await request(t.app).get(ME).set('Authorization', header).expect(401);
+  expect(['missing_token', 'invalid_token']).toContain(res.body.code);
+});
+
+test('when the token is signed with another secret, then 401', async () => {
+  await expect401(`Bearer ${sign(goodClaims(userId), 'another-secret-another-secret-1234567890')}`);
+});
+
+test('when the token is tampered with (payload changed, signature kept), then 401', async () => {
+  const [h, , s] = sign(goodClaims(userId)).split('.');
+  const other = (await register(t.app)).user.id;
+  await expect401(`Bearer ${h}.${b64(goodClaims(other))}.${s}`);
+});
+
+test('when alg is none, then 401', async () => {
+  const token = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(goodClaims(userId))}.`;
+  await expect401(`Bearer ${token}`);
+});
+
+test('when the token is HS512 with the right secret, then 401', async () => {
+  await expect401(`Bearer ${sign(goodClaims(userId), key, 'HS512')}`);
+});
+
+test('when the token is RS256, then 401', async () => {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  await expect401(`Bearer ${sign(goodClaims(userId), privateKey, 'RS256')}`);
+});
+
+test.each(['exp', 'sub', 'jti', 'iss', 'aud', 'iat'])(
+  'when the %s claim is missing, then 401',
+  async (claim) => {
+    const claims = goodClaims(userId);
+    delete claims[claim];
+    await expect401(`Bearer ${sign(claims)}`);
+  },
+);
+
+test('when the token has expired, then 401', async () => {
+  await expect401(`Bearer ${sign({ ...goodClaims(userId), iat: now() - 3600, exp: now() - 60 })}`);
+});
+
+test('when the issuer is wrong, then 401', async () => {
+  await expect401(`Bearer ${sign({ ...goodClaims(userId), iss: 'someone-else' })}`);
+});
+
+test('when the audience is wrong, then 401', async () => {
+  await expect401(`Bearer ${sign({ ...goodClaims(userId), aud: 'another-api' })}`);
+});
+
+test('when the subject is not a uuid, then 401 (no database error)', async () => {
+  await expect401(`Bearer ${sign({ ...goodClaims(userId), sub: "1' OR '1'='1" })}`);
+});
+
+test('when the user has been deleted, then their token gets 401', async () => {
+  const { user, token } = await signedInUser(t.app);
+  await request(t.app).get(ME).set('Authorization', `Bearer ${token}`).expect(200);
+  await t.sql('DELETE FROM users WHERE id = $1', [user.id]);
+  await expect401(`Bearer ${token}`);
+});
+
+test('when the user is deactivated directly in the database, then their token gets 401 on the next call', async () => {
+  const { user, token } = await signedInUser(t.app);
+  await request(t.app).get(ME).set('Authorization', `Bearer ${token}`).expect(200);
+  await t.sql('UPDATE users SET is_active = false WHERE id = $1', [user.id]);
+  await expect401(`Bearer ${token}`);
+});
+
+test('when a token fails, then neither it nor the header appears in the error body', async () => {
+  const token = sign(goodClaims(userId), 'another-secret-another-secret-1234567890');
+  const res = await expect401(`Bearer ${token}`);
+  expect(JSON.stringify(res.body)).not.toContain(token);
+  expect(JSON.stringify(res.body)).not.toContain('Bearer');
+});
