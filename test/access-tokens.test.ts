@@ -30,7 +30,7 @@ function b64(obj: unknown): string {
 /** A correctly signed HS256 token with chosen claims. */
 function sign(
   claims: Record<string, unknown>,
-  secret: Parameters<typeof jwt.sign>[1] = key,
+  secret: jwt.Secret = key,
   alg: jwt.Algorithm = 'HS256',
 ) {
   // jsonwebtoken adds iat unless told not to; keep it exactly as given.
