@@ -1,12 +1,15 @@
 import type { HandlerMap } from '../http/contract';
 import { requireAuth } from '../http/contract';
+import type { RateLimits } from '../sessions/rate-limits';
 import { toPublicUser, type AccountsService } from './accounts.service';
 
 export function accountHandlers(
   accounts: AccountsService,
+  rateLimits: Pick<RateLimits, 'registration'>,
 ): Pick<HandlerMap, 'registerUser' | 'getCurrentUser'> {
   return {
-    async registerUser({ body }) {
+    async registerUser({ body, ctx }) {
+      await rateLimits.registration(ctx.ip);
       const user = await accounts.register(body.email, body.password);
       return { status: 201, body: toPublicUser(user) };
     },

@@ -14,6 +14,8 @@ export interface UserRecord {
   hashedPassword: string;
   isActive: boolean;
   isAdmin: boolean;
+  /** Access tokens issued before this moment are refused (set by a password change or reset). */
+  tokensValidAfter: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -29,6 +31,7 @@ export function defineUserModel(sequelize: Sequelize): UserModel {
       hashedPassword: { type: DataTypes.STRING(255), allowNull: false },
       isActive: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
       isAdmin: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
+      tokensValidAfter: { type: DataTypes.DATE(3), allowNull: true },
       createdAt: { type: DataTypes.DATE, allowNull: false },
       updatedAt: { type: DataTypes.DATE, allowNull: false },
     },
@@ -78,7 +81,9 @@ export class UsersRepository {
 
   async update(
     id: string,
-    changes: Partial<Pick<UserRecord, 'hashedPassword' | 'isActive' | 'isAdmin'>>,
+    changes: Partial<
+      Pick<UserRecord, 'hashedPassword' | 'isActive' | 'isAdmin' | 'tokensValidAfter'>
+    >,
     transaction?: Transaction,
   ): Promise<UserRecord | null> {
     const [count, rows] = await this.model.update(changes, {

@@ -3,6 +3,7 @@ import { ErrorCode, ForbiddenError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
 import type { AccessClaims, AccessTokens } from './access-tokens';
 import type { RevocationStore } from './revocations';
+import { issuedBeforeCutoff, type TokenCutoffExemptions } from './token-cutoffs';
 
 export interface AuthContext {
   user: UserRecord;
@@ -20,6 +21,7 @@ export class Authenticator {
     private readonly users: UsersRepository,
     private readonly revocations: RevocationStore,
     private readonly metrics: Metrics,
+    private readonly exemptions: TokenCutoffExemptions,
   ) {}
 
   /**
@@ -62,6 +64,14 @@ export class Authenticator {
         ErrorCode.invalidToken,
         'The access token is invalid or expired.',
       );
+    }
+    // A password change or reset ends every earlier session (the store is asked only then).
+    if (
+      issuedBeforeCutoff(claims.iat, user.tokensValidAfter) &&
+      !(await this.exemptions.isExempt(claims.jti, user.tokensValidAfter!))
+    ) {
+      outcome('revoked');
+      throw new UnauthorizedError(ErrorCode.invalidToken, 'The access token has been revoked.');
     }
     if (opts.admin && !user.isAdmin) {
       outcome('forbidden');

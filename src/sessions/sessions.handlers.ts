@@ -1,19 +1,43 @@
-import type { HandlerMap, RequestBody } from '../http/contract';
-import type { SessionsService } from './sessions.service';
+import { requireAuth, type HandlerMap, type RequestBody } from '../http/contract';
+import type { SessionsService, TokenPair } from './sessions.service';
 
-type TokenRequest = RequestBody<'issueToken'>;
+type TokenRequest = NonNullable<RequestBody<'issueToken'>>;
 
-/** The form carries the OAuth2 password grant; JSON carries {email, password}. */
-function credentials(body: TokenRequest): { email: string; password: string } {
-  if ('grant_type' in body) return { email: body.username, password: body.password };
-  return { email: body.email, password: body.password };
+type Grant =
+  { kind: 'password'; email: string; password: string } | { kind: 'refresh'; refreshToken: string };
+
+/** The form carries OAuth2 grants; JSON carries {email, password} or the refresh grant. */
+function grantOf(body: TokenRequest): Grant {
+  if ('refresh_token' in body) return { kind: 'refresh', refreshToken: body.refresh_token };
+  if ('username' in body)
+    return { kind: 'password', email: body.username, password: body.password };
+  return { kind: 'password', email: body.email, password: body.password };
 }
 
-export function sessionHandlers(sessions: SessionsService): Pick<HandlerMap, 'issueToken'> {
+export function sessionHandlers(
+  sessions: SessionsService,
+): Pick<HandlerMap, 'issueToken' | 'logout' | 'changePassword'> {
   return {
-    async issueToken({ body }) {
-      const { email, password } = credentials(body);
-      return { status: 200, body: await sessions.login(email, password) };
+    async issueToken({ body, ctx }) {
+      const grant = grantOf(body);
+      const pair: TokenPair =
+        grant.kind === 'refresh'
+          ? await sessions.refresh(grant.refreshToken)
+          : await sessions.login(grant.email, grant.password, ctx.ip);
+      return { status: 200, body: pair };
+    },
+    async logout({ body, auth }) {
+      await sessions.logout(requireAuth(auth), body?.refresh_token);
+      return { status: 204 };
+    },
+    async changePassword({ body, auth, ctx }) {
+      await sessions.changePassword(
+        requireAuth(auth),
+        body.current_password,
+        body.new_password,
+        ctx.ip,
+      );
+      return { status: 204 };
     },
   };
 }

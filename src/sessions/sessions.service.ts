@@ -1,42 +1,287 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Transaction } from 'sequelize';
 import { normaliseEmail } from '../accounts/accounts.service';
-import type { PasswordHasher } from '../accounts/passwords';
-import type { UsersRepository } from '../accounts/users.repository';
-import { InvalidCredentialsError } from '../errors';
+import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
+import type { UserRecord, UsersRepository } from '../accounts/users.repository';
+import { ErrorCode, ForbiddenError, InvalidCredentialsError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
 import type { AccessTokens } from './access-tokens';
+import type { AuthContext } from './authenticator';
+import type { RateLimits } from './rate-limits';
+import type { RefreshTokenRecord, RefreshTokensRepository } from './refresh-tokens.repository';
+import type { RevocationStore } from './revocations';
+import { waitPastCutoff, type TokenCutoffExemptions } from './token-cutoffs';
 
 export interface TokenPair {
   access_token: string;
   token_type: 'bearer';
   expires_in: number;
+  refresh_token: string;
 }
 
+export interface SessionsServiceDeps {
+  users: UsersRepository;
+  refreshTokens: RefreshTokensRepository;
+  passwords: PasswordHasher;
+  tokens: AccessTokens;
+  revocations: RevocationStore;
+  exemptions: TokenCutoffExemptions;
+  rateLimits: RateLimits;
+  metrics: Metrics;
+  logger: Logger;
+  refreshTokenExpireDays: number;
+  refreshTokenReuseGraceSeconds: number;
+}
+
+/** 256 random bits; only its SHA-256 is stored. */
+function newRefreshToken(): { token: string; hash: string } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, hash: hashRefreshToken(token) };
+}
+
+function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+function invalidRefreshToken(): UnauthorizedError {
+  return new UnauthorizedError(
+    ErrorCode.invalidRefreshToken,
+    'The refresh token is invalid, expired or revoked.',
+  );
+}
+
+type RefreshOutcome =
+  | { kind: 'issued'; pair: TokenPair }
+  | { kind: 'invalid' }
+  | { kind: 'reused'; token: RefreshTokenRecord };
+
+/**
+ * Sessions: a login starts a refresh-token family; every refresh spends one token and issues
+ * the next in the same family. Locking protocol, to keep concurrent calls deterministic and
+ * free of deadlocks: a transaction takes the user's row first (FOR SHARE to issue tokens,
+ * FOR UPDATE to end sessions) and refresh-token rows after it.
+ */
 export class SessionsService {
-  constructor(
-    private readonly users: UsersRepository,
-    private readonly passwords: PasswordHasher,
-    private readonly tokens: AccessTokens,
-    private readonly metrics: Metrics,
-  ) {}
+  constructor(private readonly d: SessionsServiceDeps) {}
 
   /**
    * Wrong password, unknown email and inactive account are indistinguishable: same error,
    * and the same bcrypt work (a dummy hash stands in for a missing account).
    */
-  async login(email: string, password: string): Promise<TokenPair> {
-    const user = await this.users.findByEmail(normaliseEmail(email));
+  async login(email: string, password: string, ip: string): Promise<TokenPair> {
+    const normalised = normaliseEmail(email);
+    await this.d.rateLimits.beginLogin(ip, normalised);
+    let pair: TokenPair;
+    try {
+      pair = await this.checkPasswordAndStart(normalised, password);
+    } catch (err) {
+      // No guess was judged (hashing at capacity, a dependency down): give the slot back.
+      if (!(err instanceof InvalidCredentialsError)) {
+        await this.d.rateLimits.cancelLogin(ip, normalised);
+      }
+      throw err;
+    }
+    this.d.metrics.logins.inc({ outcome: 'success' });
+    await this.d.rateLimits.loginSucceeded(ip, normalised);
+    return pair;
+  }
+
+  private async checkPasswordAndStart(email: string, password: string): Promise<TokenPair> {
+    const user = await this.d.users.findByEmail(email);
     if (!user) {
-      await this.passwords.verifyDummy(password);
-      this.metrics.logins.inc({ outcome: 'unknown_email' });
+      await this.d.passwords.verifyDummy(password);
+      this.d.metrics.logins.inc({ outcome: 'unknown_email' });
       throw new InvalidCredentialsError();
     }
-    const ok = await this.passwords.verify(password, user.hashedPassword);
+    const ok = await this.d.passwords.verify(password, user.hashedPassword);
     if (!ok || !user.isActive) {
-      this.metrics.logins.inc({ outcome: ok ? 'inactive' : 'wrong_password' });
+      this.d.metrics.logins.inc({ outcome: ok ? 'inactive' : 'wrong_password' });
       throw new InvalidCredentialsError();
     }
-    this.metrics.logins.inc({ outcome: 'success' });
-    const issued = this.tokens.issue(user.id);
-    return { access_token: issued.token, token_type: 'bearer', expires_in: issued.expiresIn };
+    const pair = await this.d.refreshTokens.transaction(async (t) => {
+      // The password may have changed, or the account been deactivated, while bcrypt ran.
+      const current = await this.lockUser(user.id, 'share', t);
+      if (!current?.isActive || current.hashedPassword !== user.hashedPassword) return null;
+      return (await this.issuePair(current, { familyId: randomUUID(), parentId: null }, t)).pair;
+    });
+    if (!pair) {
+      this.d.metrics.logins.inc({ outcome: 'changed_meanwhile' });
+      throw new InvalidCredentialsError();
+    }
+    return pair;
+  }
+
+  /**
+   * Spends a refresh token for a new pair. A spent token presented again within the grace
+   * window (two tabs refreshing at once) gets a fresh sibling pair in the same family; after
+   * the window it is treated as stolen and the whole family is revoked.
+   */
+  async refresh(token: string): Promise<TokenPair> {
+    const hash = hashRefreshToken(token);
+    const found = await this.d.refreshTokens.findByHash(hash);
+    if (!found) throw invalidRefreshToken();
+    const outcome = await this.d.refreshTokens.transaction(async (t): Promise<RefreshOutcome> => {
+      const user = await this.lockUser(found.userId, 'share', t);
+      const row = await this.d.refreshTokens.findByHashForUpdate(hash, t);
+      const now = Date.now();
+      if (!row || row.revokedAt || row.expiresAt.getTime() <= now) return { kind: 'invalid' };
+      if (row.usedAt) {
+        const graceMs = this.d.refreshTokenReuseGraceSeconds * 1000;
+        if (now - row.usedAt.getTime() >= graceMs) return { kind: 'reused', token: row };
+      }
+      if (!user?.isActive) return { kind: 'invalid' };
+      const pair = await this.issuePair(user, { familyId: row.familyId, parentId: row.id }, t);
+      if (!row.usedAt) await this.d.refreshTokens.markUsed(row.id, pair.id, new Date(now), t);
+      return { kind: 'issued', pair: pair.pair };
+    });
+    if (outcome.kind === 'issued') return outcome.pair;
+    if (outcome.kind === 'reused') {
+      // Outside the row lock above, so that two replays of one family cannot deadlock.
+      await this.endFamily(outcome.token.userId, outcome.token.familyId, 'reuse');
+      this.d.logger.warn(
+        { userId: outcome.token.userId, familyId: outcome.token.familyId },
+        'a spent refresh token was presented again: its family is revoked',
+      );
+      throw new UnauthorizedError(
+        ErrorCode.refreshTokenReused,
+        'The refresh token was already used; the session has been ended.',
+      );
+    }
+    throw invalidRefreshToken();
+  }
+
+  /**
+   * Revokes the caller's access token on every replica, the session (refresh-token family) it
+   * was issued into, and the family of `refreshToken` if it belongs to the same user.
+   */
+  async logout(auth: AuthContext, refreshToken?: string): Promise<void> {
+    const other = refreshToken
+      ? await this.d.refreshTokens.findByHash(hashRefreshToken(refreshToken))
+      : null;
+    await this.d.refreshTokens.transaction(async (t) => {
+      await this.lockUser(auth.user.id, 'update', t);
+      const families = new Set<string>();
+      const own = await this.d.refreshTokens.familyOfAccessToken(auth.user.id, auth.claims.jti, t);
+      if (own) families.add(own);
+      if (other && other.userId === auth.user.id) families.add(other.familyId);
+      for (const familyId of families) {
+        await this.d.refreshTokens.revokeFamily(familyId, 'logout', new Date(), t);
+      }
+      // Last: if the store fails, nothing is committed and the client can simply retry.
+      await this.d.revocations.revoke(auth.claims.jti, new Date(auth.claims.exp * 1000));
+    });
+  }
+
+  /**
+   * Changes the caller's password and ends every other session: access tokens issued before
+   * now are refused (`users.tokens_valid_after`) except the caller's own, which is exempted,
+   * and every refresh-token family is revoked except the one the caller's token came from.
+   */
+  async changePassword(
+    auth: AuthContext,
+    currentPassword: string,
+    newPassword: string,
+    ip: string,
+  ): Promise<void> {
+    assertNewPassword(newPassword, '/body/new_password');
+    const wrong = () =>
+      new ForbiddenError('The current password is incorrect.', ErrorCode.invalidCurrentPassword);
+    // Guessing the current password with a stolen token is throttled like logins.
+    await this.d.rateLimits.beginLogin(ip, auth.user.email);
+    let ok: boolean;
+    try {
+      ok = await this.d.passwords.verify(currentPassword, auth.user.hashedPassword);
+    } catch (err) {
+      await this.d.rateLimits.cancelLogin(ip, auth.user.email);
+      throw err;
+    }
+    if (!ok) throw wrong();
+    await this.d.rateLimits.loginSucceeded(ip, auth.user.email);
+    const hashedPassword = await this.d.passwords.hash(newPassword);
+    await this.d.refreshTokens.transaction(async (t) => {
+      const user = await this.lockUser(auth.user.id, 'update', t);
+      if (!user)
+        throw new UnauthorizedError(ErrorCode.invalidToken, 'The account no longer exists.');
+      // Changed by another request since this one read it: the check above proves nothing.
+      if (user.hashedPassword !== auth.user.hashedPassword) throw wrong();
+      const cutoff = new Date();
+      const keep = await this.d.refreshTokens.familyOfAccessToken(user.id, auth.claims.jti, t);
+      await this.d.users.update(user.id, { hashedPassword, tokensValidAfter: cutoff }, t);
+      await this.d.refreshTokens.revokeAllForUser(user.id, 'password_change', cutoff, {
+        exceptFamilyId: keep,
+        transaction: t,
+      });
+      // Last, so that a store failure rolls the whole change back.
+      await this.d.exemptions.exempt(auth.claims.jti, cutoff, new Date(auth.claims.exp * 1000));
+    });
+  }
+
+  /**
+   * Ends every session of a user: access tokens issued until now are refused and every
+   * refresh token is revoked. For flows that reset a password without a session (pass their
+   * transaction to commit it together with the new hash).
+   */
+  async endAllSessions(userId: string, transaction?: Transaction): Promise<void> {
+    const run = async (t: Transaction) => {
+      const user = await this.lockUser(userId, 'update', t);
+      if (!user) return;
+      const cutoff = new Date();
+      await this.d.users.update(userId, { tokensValidAfter: cutoff }, t);
+      await this.d.refreshTokens.revokeAllForUser(userId, 'sessions_ended', cutoff, {
+        transaction: t,
+      });
+    };
+    if (transaction) await run(transaction);
+    else await this.d.refreshTokens.transaction(run);
+  }
+
+  /** A new access token and refresh token in `family`. The caller holds the user's row lock. */
+  private async issuePair(
+    user: UserRecord,
+    at: { familyId: string; parentId: string | null },
+    t: Transaction,
+  ): Promise<{ pair: TokenPair; id: string }> {
+    await waitPastCutoff(user.tokensValidAfter);
+    const access = this.d.tokens.issue(user.id);
+    const refresh = newRefreshToken();
+    const now = new Date();
+    const row = await this.d.refreshTokens.insert(
+      {
+        userId: user.id,
+        familyId: at.familyId,
+        parentId: at.parentId,
+        tokenHash: refresh.hash,
+        accessJti: access.jti,
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + this.d.refreshTokenExpireDays * 86_400_000),
+      },
+      t,
+    );
+    return {
+      id: row.id,
+      pair: {
+        access_token: access.token,
+        token_type: 'bearer',
+        expires_in: access.expiresIn,
+        refresh_token: refresh.token,
+      },
+    };
+  }
+
+  private async endFamily(userId: string, familyId: string, reason: 'reuse'): Promise<void> {
+    await this.d.refreshTokens.transaction(async (t) => {
+      await this.lockUser(userId, 'update', t);
+      await this.d.refreshTokens.revokeFamily(familyId, reason, new Date(), t);
+    });
+  }
+
+  private async lockUser(
+    userId: string,
+    mode: 'share' | 'update',
+    t: Transaction,
+  ): Promise<UserRecord | null> {
+    await this.d.refreshTokens.lockUser(userId, mode, t);
+    return this.d.users.findById(userId, t);
   }
 }

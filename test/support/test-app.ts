@@ -48,6 +48,9 @@ export async function startTestApp(
     JWT_SECRET_KEY: TEST_JWT_SECRET,
     ENCRYPTION_MASTER_KEY: randomBytes(32).toString('base64'),
     BCRYPT_COST: '4',
+    // Test files register and log in many times from one address; rate-limit tests lower these.
+    RATE_LIMIT_REGISTER_PER_HOUR: '100000',
+    RATE_LIMIT_LOGIN_PER_MINUTE: '100000',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     ...env,

@@ -1,0 +1,113 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import {
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
+import type { Config } from '../config';
+import { TooManyRequestsError } from '../errors';
+import type { Metrics } from '../metrics';
+
+export type LimiterName = 'login' | 'register';
+
+export interface RateLimitsOptions {
+  config: Readonly<Config>;
+  /** Shared counters across replicas; null keeps them in process. */
+  redis: Redis | null;
+  redisKeyPrefix: string;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Brute-force and abuse limits. With Redis every replica shares the counters; when Redis does
+ * not answer, an in-process limiter with the same budget takes over instead of failing the
+ * request (so an outage degrades to per-replica limits, never to no limits or to 500s).
+ */
+export class RateLimits {
+  private readonly limiters: Record<LimiterName, RateLimiterAbstract> | null;
+
+  constructor(private readonly opts: RateLimitsOptions) {
+    const { rateLimit } = opts.config;
+    this.limiters = rateLimit.enabled
+      ? {
+          login: this.limiter('login', rateLimit.loginPerMinute, 60),
+          register: this.limiter('register', rateLimit.registerPerHour, 60 * 60),
+        }
+      : null;
+  }
+
+  /**
+   * Reserves one failed-login slot for this client and email before the password is checked,
+   * so concurrent guesses cannot overshoot the budget; `loginSucceeded` gives it back. Used
+   * for every check of an account password (login, password change).
+   */
+  async beginLogin(ip: string, email: string): Promise<void> {
+    await this.consume('login', loginKey(ip, email));
+  }
+
+  /** Gives back the slot of an attempt whose password was never judged (503 and the like). */
+  async cancelLogin(ip: string, email: string): Promise<void> {
+    if (!this.limiters) return;
+    try {
+      await this.limiters.login.reward(loginKey(ip, email));
+    } catch (err) {
+      this.opts.logger.warn({ err: describe(err) }, 'could not refund a login rate-limit slot');
+    }
+  }
+
+  /** A correct password clears the client's failures for that email. */
+  async loginSucceeded(ip: string, email: string): Promise<void> {
+    if (!this.limiters) return;
+    try {
+      await this.limiters.login.delete(loginKey(ip, email));
+    } catch (err) {
+      this.opts.logger.warn({ err: describe(err) }, 'could not reset a login rate-limit counter');
+    }
+  }
+
+  /** Counts one registration attempt from this client. */
+  async registration(ip: string): Promise<void> {
+    await this.consume('register', ip);
+  }
+
+  private async consume(name: LimiterName, key: string): Promise<void> {
+    if (!this.limiters) return;
+    try {
+      await this.limiters[name].consume(key);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) {
+        this.opts.metrics.rateLimitRejections.inc({ limiter: name });
+        throw new TooManyRequestsError(err.msBeforeNext / 1000);
+      }
+      // Both the store and the insurance limiter failed: let the request through rather
+      // than lock everyone out over a counter.
+      this.opts.logger.warn({ err: describe(err), limiter: name }, 'rate limiter unavailable');
+    }
+  }
+
+  private limiter(name: LimiterName, points: number, duration: number): RateLimiterAbstract {
+    const insuranceLimiter = new RateLimiterMemory({ points, duration });
+    if (!this.opts.redis) return insuranceLimiter;
+    return new RateLimiterRedis({
+      storeClient: this.opts.redis,
+      keyPrefix: `${this.opts.redisKeyPrefix}rl:${name}`,
+      points,
+      duration,
+      insuranceLimiter,
+    });
+  }
+}
+
+/** Emails are hashed so the counter keys hold no personal data. */
+function loginKey(ip: string, email: string): string {
+  const digest = createHash('sha256').update(email.trim().toLowerCase()).digest('base64url');
+  return `${ip}|${digest}`;
+}
+
+function describe(err: unknown): { name?: string; message?: string } {
+  return err instanceof Error ? { name: err.name, message: err.message } : { message: String(err) };
+}
