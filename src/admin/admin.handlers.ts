@@ -1,0 +1,105 @@
+import { toPublicUser } from '../accounts/accounts.service';
+import type { UserRecord } from '../accounts/users.repository';
+import type { HandlerMap, RequestContext, Schemas } from '../http/contract';
+import { requireAuth } from '../http/contract';
+import type { AuthContext } from '../sessions/authenticator';
+import type { AdminUsersService, UserChanges } from './admin-users.service';
+import type { Actor, AuditEntryRecord, AuditLogRepository } from './audit-log.repository';
+import { toDiscogsConfigView, type DiscogsConfigService } from './discogs-config.service';
+
+export interface AdminHandlerDeps {
+  discogsConfig: DiscogsConfigService;
+  adminUsers: AdminUsersService;
+  auditLog: AuditLogRepository;
+}
+
+const DEFAULT_LIMIT = 20;
+
+function actorOf(auth: AuthContext | null, ctx: RequestContext): Actor {
+  const { user } = requireAuth(auth);
+  return { userId: user.id, label: user.email, requestId: ctx.requestId, ip: ctx.ip };
+}
+
+function toAdminUser(u: UserRecord): Schemas['AdminUser'] {
+  return { ...toPublicUser(u), updated_at: new Date(u.updatedAt).toISOString() };
+}
+
+function toAuditEntry(e: AuditEntryRecord): Schemas['AuditLogEntry'] {
+  return {
+    id: e.id,
+    actor_user_id: e.actorUserId,
+    actor_label: e.actorLabel,
+    action: e.action,
+    target_type: e.targetType,
+    target_id: e.targetId,
+    details: e.details,
+    request_id: e.requestId,
+    client_ip: e.clientIp,
+    created_at: new Date(e.createdAt).toISOString(),
+  };
+}
+
+export function adminHandlers(
+  d: AdminHandlerDeps,
+): Pick<
+  HandlerMap,
+  | 'getDiscogsConfig'
+  | 'putDiscogsConfig'
+  | 'deleteDiscogsConfig'
+  | 'listUsers'
+  | 'updateUser'
+  | 'listAuditLog'
+> {
+  return {
+    async getDiscogsConfig() {
+      return { status: 200, body: toDiscogsConfigView(await d.discogsConfig.status()) };
+    },
+    async putDiscogsConfig({ body, auth, ctx }) {
+      const status = await d.discogsConfig.update(
+        { consumerKey: body.consumer_key, consumerSecret: body.consumer_secret },
+        actorOf(auth, ctx),
+      );
+      return { status: 200, body: toDiscogsConfigView(status) };
+    },
+    async deleteDiscogsConfig({ auth, ctx }) {
+      await d.discogsConfig.remove(actorOf(auth, ctx));
+      return { status: 204 };
+    },
+    async listUsers({ query }) {
+      const limit = query.limit ?? DEFAULT_LIMIT;
+      const offset = query.offset ?? 0;
+      const page = await d.adminUsers.list({
+        limit,
+        offset,
+        email: query.email,
+        isActive: query.is_active,
+        isAdmin: query.is_admin,
+      });
+      return {
+        status: 200,
+        body: { items: page.items.map(toAdminUser), total: page.total, limit, offset },
+      };
+    },
+    async updateUser({ params, body, auth, ctx }) {
+      const changes: UserChanges = {};
+      if (body.is_active !== undefined) changes.isActive = body.is_active;
+      if (body.is_admin !== undefined) changes.isAdmin = body.is_admin;
+      const user = await d.adminUsers.update(params.id, changes, actorOf(auth, ctx));
+      return { status: 200, body: toAdminUser(user) };
+    },
+    async listAuditLog({ query }) {
+      const limit = query.limit ?? DEFAULT_LIMIT;
+      const offset = query.offset ?? 0;
+      const page = await d.auditLog.list({
+        limit,
+        offset,
+        action: query.action,
+        targetId: query.target_id,
+      });
+      return {
+        status: 200,
+        body: { items: page.items.map(toAuditEntry), total: page.total, limit, offset },
+      };
+    },
+  };
+}
