@@ -24,18 +24,47 @@ function listen(server: http.Server, port: number, host: string): Promise<number
   });
 }
 
-function closeServer(server: http.Server, timeoutMs: number): Promise<void> {
+/** In-flight responses of a server, so shutdown can tell their clients not to reuse the connection. */
+function trackResponses(server: http.Server): Set<http.ServerResponse> {
+  const active = new Set<http.ServerResponse>();
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    active.add(res);
+    res.once('close', () => active.delete(res));
+  });
+  return active;
+}
+
+/**
+ * Stops accepting connections at once (new ones are refused), lets in-flight requests finish,
+ * then resolves; after timeoutMs whatever is left is cut. Keep-alive connections would hold
+ * close() open until their idle timeout, so responses still to be written say
+ * `Connection: close`, and connections are closed as soon as they fall idle.
+ */
+function drain(
+  server: http.Server,
+  active: Set<http.ServerResponse>,
+  timeoutMs: number,
+): Promise<'drained' | 'timed out'> {
   return new Promise((resolve) => {
+    const closeAfter = (res: http.ServerResponse) => {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
+    };
+    active.forEach(closeAfter);
+    // Requests arriving on an already-open keep-alive connection during the drain.
+    server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) =>
+      closeAfter(res),
+    );
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
     const timer = setTimeout(() => {
       server.closeAllConnections();
-      resolve();
+      done('timed out');
     }, timeoutMs);
-    timer.unref();
-    server.close(() => {
+    const done = (outcome: 'drained' | 'timed out') => {
+      clearInterval(sweep);
       clearTimeout(timer);
-      resolve();
-    });
-    // Keep-alive connections that are idle would hold close() open.
+      resolve(outcome);
+    };
+    server.close(() => done('drained'));
     server.closeIdleConnections();
   });
 }
@@ -63,6 +92,8 @@ export async function startService(config: Readonly<Config>): Promise<RunningSer
 
   const api = http.createServer(createApp(deps));
   const health = http.createServer(createHealthApp(deps));
+  const apiResponses = trackResponses(api);
+  const healthResponses = trackResponses(health);
   // Slow-loris protection; keep-alive a little above common load-balancer idle timeouts.
   api.requestTimeout = 30_000;
   api.headersTimeout = 15_000;
@@ -78,18 +109,30 @@ export async function startService(config: Readonly<Config>): Promise<RunningSer
     healthPort,
     stop() {
       stopping ??= (async () => {
+        // Readiness answers 503 from here on, so the orchestrator stops routing to us.
         deps.lifecycle.shuttingDown = true;
+        const started = Date.now();
         const timeoutMs = config.shutdownTimeoutSeconds * 1000;
-        logger.info({ timeoutMs }, 'shutting down: draining in-flight requests');
-        await closeServer(api, timeoutMs);
-        await closeServer(health, 1_000);
+        logger.info(
+          { timeoutMs, inFlight: apiResponses.size },
+          'shutting down: draining in-flight requests',
+        );
+        const apiDrain = await drain(api, apiResponses, timeoutMs);
+        // The health port stays up through the API drain so probes keep seeing 503, not a refusal.
+        const healthDrain = await drain(health, healthResponses, 1_000);
         await deps.close();
-        logger.info('shutdown complete');
+        logger.info(
+          { api: apiDrain, health: healthDrain, ms: Date.now() - started },
+          'shutdown complete',
+        );
       })();
       return stopping;
     },
   };
 }
+
+/** Extra time over SHUTDOWN_TIMEOUT_SECONDS for closing pools before giving up on a clean exit. */
+const CLOSE_GRACE_MS = 5_000;
 
 async function main(): Promise<void> {
   let config: Readonly<Config>;
@@ -102,19 +145,37 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const service = await startService(config);
-  const onSignal = (signal: NodeJS.Signals) => {
-    service.deps.logger.info({ signal }, 'signal received');
-    service.stop().then(
+
+  // Installed before start-up, so a signal during migrations still ends in an orderly stop.
+  // Repeats are ignored: a terminal's Ctrl-C reaches both npm and us, and the drain is bounded.
+  const state: { service?: RunningService; signal?: NodeJS.Signals } = {};
+  const shutdown = (svc: RunningService, signal: NodeJS.Signals) => {
+    svc.deps.logger.info({ signal }, 'signal received');
+    setTimeout(
+      () => {
+        svc.deps.logger.error('shutdown did not finish in time; exiting');
+        process.exit(1);
+      },
+      config.shutdownTimeoutSeconds * 1000 + CLOSE_GRACE_MS,
+    ).unref();
+    svc.stop().then(
       () => process.exit(0),
       (err) => {
-        service.deps.logger.error({ err }, 'shutdown failed');
+        svc.deps.logger.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (state.signal) return;
+    state.signal = signal;
+    if (state.service) shutdown(state.service, signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  state.service = await startService(config);
+  if (state.signal) shutdown(state.service, state.signal);
 }
 
 if (require.main === module) {
