@@ -67,6 +67,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics (health port)
+         * @description Prometheus text exposition: default process metrics, `http_request_duration_seconds`
+         *     labelled by `method`, `operation` (the operationId, or `unmatched` when no operation
+         *     matched; never the raw URL) and `status`, and the service's own counters and
+         *     histograms (`auth_*`). Served on the health port only.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -142,7 +165,8 @@ export interface paths {
          *     unique in any letter case: a second registration of the same address is 409, also when
          *     identical requests race (exactly one succeeds). The password must be at least 8
          *     characters and at most 72 bytes in UTF-8 (bcrypt's limit); a longer one is refused,
-         *     never truncated.
+         *     never truncated. Registrations are limited per client address
+         *     (`RATE_LIMIT_REGISTER_PER_HOUR`, default 20 an hour): beyond that, 429 with `Retry-After`.
          */
         post: operations["registerUser"];
         delete?: never;
@@ -161,12 +185,32 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Log in (OAuth2 password grant)
-         * @description Exchanges credentials for an access token. Accepts the OAuth2 password grant as a form
-         *     (`grant_type=password`, `username` = email, `password`) or JSON `{email, password}`.
+         * Log in or refresh a session (OAuth2 token endpoint)
+         * @description Issues an access token and a refresh token. Two grants, as a form or as JSON:
          *
-         *     A wrong password, an unknown email and an inactive account all give the same 401
-         *     (`code: invalid_credentials`) in about the same time.
+         *     - **Password grant**: the OAuth2 form (`grant_type=password`, `username` = email,
+         *       `password`) or JSON `{email, password}`. A wrong password, an unknown email and an
+         *       inactive account all give the same 401 (`code: invalid_credentials`) in about the
+         *       same time. Failed attempts are limited per client address and email
+         *       (`RATE_LIMIT_LOGIN_PER_MINUTE`, default 10 a minute): beyond that, 429 with
+         *       `Retry-After`; a successful login clears the count.
+         *     - **Refresh grant**: `grant_type=refresh_token` with `refresh_token` (form or JSON). No
+         *       password is needed. The presented refresh token is spent and a new pair is returned
+         *       in the same session (token family). A refresh token is valid for
+         *       `REFRESH_TOKEN_EXPIRE_DAYS` (default 14) from its issue.
+         *
+         *     **Reuse detection.** A spent refresh token presented again within
+         *     `REFRESH_TOKEN_REUSE_GRACE_SECONDS` (default 10) of being spent, as when two tabs
+         *     refresh at once, gets a fresh pair of its own in the same family, so both tabs keep a
+         *     working session. Presented after that window, it is taken as stolen: the whole family
+         *     is revoked (the newest refresh token stops working too) and the answer is 401
+         *     `code: refresh_token_reused`. Unknown, expired and revoked refresh tokens, and those of
+         *     an inactive or deleted account, give 401 `code: invalid_refresh_token`. Concurrent
+         *     refreshes of one token are serialised, so the outcome does not depend on timing.
+         *
+         *     Refresh tokens are opaque (256 random bits, base64url) and stored only as a SHA-256
+         *     hash. Password hashing is capped (`HASH_CONCURRENCY`); beyond a short queue, 503
+         *     `code: hash_capacity_exceeded` with `Retry-After`.
          */
         post: operations["issueToken"];
         delete?: never;
@@ -196,6 +240,164 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log out
+         * @description Ends the caller's session. The access token is revoked at once on every replica (its
+         *     `jti` is kept on a revocation list until the token would have expired), and so is the
+         *     session it belongs to: the refresh-token family it was issued with. A `refresh_token`
+         *     in the body is revoked too (with its family) when it belongs to the same account; any
+         *     other value is ignored. The body is optional.
+         */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change the caller's password
+         * @description Replaces the caller's password after checking the current one, and ends every other
+         *     session of the account: each access token issued before the change is refused
+         *     (`users.tokens_valid_after`, compared with the token's `iat`), except the one that made
+         *     this call, and every refresh token is revoked except those of the caller's own session
+         *     (the family the calling access token was issued with), so the caller stays logged in.
+         *     Access tokens issued in the same second as a change are delayed until the next second,
+         *     so that whole-second `iat` values stay unambiguous.
+         *
+         *     The new password follows the registration rules (422). A wrong current password is 403
+         *     `code: invalid_current_password` and changes nothing; wrong guesses count against the
+         *     same per-address-and-email limit as failed logins (429).
+         */
+        post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/config/discogs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Discogs app credentials (masked)
+         * @description Whether the Discogs consumer key and secret are configured. The key is masked (at most
+         *     its last four characters); the secret is never returned, only whether it is set.
+         *     Needs an administrator; the admin flag is re-read from the database on every call.
+         */
+        get: operations["getDiscogsConfig"];
+        /**
+         * Set the Discogs app credentials
+         * @description Stores the Discogs consumer key and secret of this application, replacing any earlier
+         *     pair. The secret is encrypted at rest (AES-256-GCM under `ENCRYPTION_MASTER_KEY`),
+         *     never returned and never logged. Both values are 1 to 200 printable ASCII characters
+         *     without spaces. The change is recorded in the audit log.
+         */
+        put: operations["putDiscogsConfig"];
+        post?: never;
+        /**
+         * Remove the Discogs app credentials
+         * @description Deletes the Discogs consumer key and secret. Idempotent: 204 also when none were set.
+         *     Connecting Discogs accounts is unavailable until new credentials are set. The change
+         *     is recorded in the audit log.
+         */
+        delete: operations["deleteDiscogsConfig"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List accounts
+         * @description Accounts ordered by email, `limit` at a time from `offset`, with the `total` that match
+         *     the filters. `email` matches a case-insensitive substring (`%` and `_` match
+         *     literally).
+         */
+        get: operations["listUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Activate, deactivate, promote or demote an account
+         * @description Changes `is_active` and/or `is_admin`. A deactivated account's tokens fail on their
+         *     next use and it can no longer log in; a demoted admin loses admin access on the next
+         *     call. Removing the last active administrator (by demotion or deactivation) is refused
+         *     with 409 `last_admin`, also when two such changes race. The change is recorded in the
+         *     audit log.
+         */
+        patch: operations["updateUser"];
+        trace?: never;
+    };
+    "/api/v1/admin/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Admin audit log
+         * @description Who did which admin action, when, and from which request and address, newest first.
+         *     Actions: `discogs_config.update`, `discogs_config.delete`, `user.update`,
+         *     `admin.create`. Entries made by the command-line tool have `actor_label: cli` and no
+         *     actor user, request id or address. Details list what changed and never hold a secret.
+         */
+        get: operations["listAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -204,7 +406,8 @@ export interface components {
          * @description An RFC 9457 problem. `code` is stable; branch on it. Codes: `malformed_body`,
          *     `payload_too_large`, `unsupported_media_type`, `validation_failed`, `not_found`,
          *     `method_not_allowed`, `missing_token`, `invalid_token`, `invalid_credentials`,
-         *     `forbidden`, `email_taken`, `conflict`, `rate_limited`, `service_unavailable`,
+         *     `invalid_refresh_token`, `refresh_token_reused`, `invalid_current_password`,
+         *     `forbidden`, `email_taken`, `conflict`, `last_admin`, `rate_limited`, `service_unavailable`,
          *     `hash_capacity_exceeded`, `internal_error`.
          */
         Problem: {
@@ -304,7 +507,10 @@ export interface components {
         };
         /** @description The OAuth2 resource-owner password grant (RFC 6749 section 4.3). */
         PasswordGrantForm: {
-            /** @constant */
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
             grant_type: "password";
             /**
              * @description The account's email.
@@ -327,6 +533,51 @@ export interface components {
              * @example 1800
              */
             expires_in: number;
+            /**
+             * @description An opaque refresh token for `grant_type=refresh_token`. Single-use: each refresh
+             *     returns a new one. Keep it secret; it is never shown again.
+             * @example 3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcdEF
+             */
+            refresh_token: string;
+        };
+        /**
+         * @description An opaque refresh token from this endpoint.
+         * @example 3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcdEF
+         */
+        RefreshToken: string;
+        /** @description The OAuth2 refresh-token grant (RFC 6749 section 6). */
+        RefreshTokenGrantForm: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            grant_type: "refresh_token";
+            refresh_token: components["schemas"]["RefreshToken"];
+            /** @description Accepted for OAuth2 client compatibility; ignored. */
+            scope?: string;
+            /** @description Accepted for OAuth2 client compatibility; ignored. */
+            client_id?: string;
+        };
+        /** @description A form-encoded OAuth2 grant, told apart by `grant_type`. */
+        TokenGrantForm: components["schemas"]["PasswordGrantForm"] | components["schemas"]["RefreshTokenGrantForm"];
+        /** @description The refresh-token grant as JSON. */
+        RefreshTokenGrantRequest: {
+            /** @constant */
+            grant_type: "refresh_token";
+            refresh_token: components["schemas"]["RefreshToken"];
+        };
+        /**
+         * @description A JSON token request: `{email, password}` logs in; `{grant_type: "refresh_token",
+         *     refresh_token}` refreshes. The login form has no `grant_type`, so the two are told apart
+         *     by their required members rather than by a discriminator.
+         */
+        TokenRequest: components["schemas"]["LoginRequest"] | components["schemas"]["RefreshTokenGrantRequest"];
+        LogoutRequest: {
+            refresh_token?: components["schemas"]["RefreshToken"];
+        };
+        ChangePasswordRequest: {
+            current_password: components["schemas"]["Password"];
+            new_password: components["schemas"]["NewPassword"];
         };
         User: {
             /** Format: uuid */
@@ -337,6 +588,91 @@ export interface components {
             is_admin: boolean;
             /** Format: date-time */
             created_at: string;
+        };
+        /**
+         * @description Printable ASCII without spaces or control characters.
+         * @example AbCdEfGhIjKlMnOpWxYz
+         */
+        DiscogsCredential: string;
+        DiscogsConfig: {
+            /** @description Both the consumer key and the consumer secret are set. */
+            configured: boolean;
+            /**
+             * @description The consumer key, masked (at most its last four characters); null when unset.
+             * @example ****WxYz
+             */
+            consumer_key: string | null;
+            /** @description Whether a consumer secret is stored. The secret itself is never returned. */
+            consumer_secret_set: boolean;
+            /**
+             * Format: date-time
+             * @description When the credentials last changed; null when unset.
+             */
+            updated_at: string | null;
+        };
+        DiscogsConfigUpdate: {
+            consumer_key: components["schemas"]["DiscogsCredential"];
+            consumer_secret: components["schemas"]["DiscogsCredential"];
+        };
+        /** @description An account as administrators see it. */
+        AdminUser: components["schemas"]["User"] & {
+            /** Format: date-time */
+            updated_at: string;
+        };
+        AdminUserPage: {
+            items: components["schemas"]["AdminUser"][];
+            /** @description How many accounts match the filters in all. */
+            total: number;
+            limit: number;
+            offset: number;
+        };
+        AdminUserUpdate: {
+            /** @description false deactivates the account; its tokens fail at once and it cannot log in. */
+            is_active?: boolean;
+            /** @description Grants or removes administrator rights. */
+            is_admin?: boolean;
+        };
+        AuditLogEntry: {
+            /**
+             * @description Opaque; larger for later entries.
+             * @example 42
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description The acting administrator; null for the command-line tool or a since deleted account.
+             */
+            actor_user_id: string | null;
+            /**
+             * @description The actor's email at the time, or `cli`.
+             * @example admin@example.com
+             */
+            actor_label: string;
+            /** @example user.update */
+            action: string;
+            /** @example user */
+            target_type: string | null;
+            /** @example 0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e */
+            target_id: string | null;
+            /** @description What changed. Never holds a secret. */
+            details: {
+                [key: string]: unknown;
+            };
+            /** @description The `X-Request-Id` of the request that made the change. */
+            request_id: string | null;
+            /**
+             * @description The client address of that request.
+             * @example 203.0.113.7
+             */
+            client_ip: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        AuditLogPage: {
+            items: components["schemas"]["AuditLogEntry"][];
+            total: number;
+            limit: number;
+            offset: number;
         };
     };
     responses: {
@@ -480,6 +816,58 @@ export interface components {
                  *       "status": 503,
                  *       "detail": "A dependency is unavailable; try again shortly.",
                  *       "code": "service_unavailable",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Too many attempts from this client; wait `Retry-After` seconds. */
+        TooManyRequests: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/rate_limited",
+                 *       "title": "Too Many Requests",
+                 *       "status": 429,
+                 *       "detail": "Too many requests; try again later.",
+                 *       "code": "rate_limited",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Password hashing is at capacity (`hash_capacity_exceeded`), or a dependency (database,
+         *     Redis) is unavailable (`service_unavailable`). Retry after `Retry-After` seconds.
+         */
+        PasswordCheckUnavailable: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The caller is authenticated but is not an administrator. */
+        AdminRequired: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/forbidden",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "This operation needs an administrator.",
+                 *       "code": "forbidden",
                  *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
                  *     }
                  */
@@ -645,6 +1033,32 @@ export interface operations {
             "4XX": components["responses"]["ClientError"];
         };
     };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The current value of every metric. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP auth_logins_total Login attempts by outcome.
+                     *     # TYPE auth_logins_total counter
+                     *     auth_logins_total{outcome="success"} 3
+                     */
+                    "text/plain; version=0.0.4": string;
+                };
+            };
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
     getOpenApiYaml: {
         parameters: {
             query?: never;
@@ -786,7 +1200,8 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
-            503: components["responses"]["ServiceUnavailable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["PasswordCheckUnavailable"];
             "4XX": components["responses"]["ClientError"];
         };
     };
@@ -799,25 +1214,12 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "grant_type": "password",
-                 *       "username": "ada@example.com",
-                 *       "password": "correct-horse-battery"
-                 *     }
-                 */
-                "application/x-www-form-urlencoded": components["schemas"]["PasswordGrantForm"];
-                /**
-                 * @example {
-                 *       "email": "ada@example.com",
-                 *       "password": "correct-horse-battery"
-                 *     }
-                 */
-                "application/json": components["schemas"]["LoginRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["TokenGrantForm"];
+                "application/json": components["schemas"]["TokenRequest"];
             };
         };
         responses: {
-            /** @description Logged in. */
+            /** @description A new access token and refresh token. */
             200: {
                 headers: {
                     "Cache-Control": components["headers"]["Cache-Control"];
@@ -828,37 +1230,35 @@ export interface operations {
                      * @example {
                      *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwYjZmIn0.c2lnbmF0dXJl",
                      *       "token_type": "bearer",
-                     *       "expires_in": 1800
+                     *       "expires_in": 1800,
+                     *       "refresh_token": "3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcdEF"
                      *     }
                      */
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
             400: components["responses"]["MalformedBody"];
-            /** @description The email or password is incorrect, or the account is inactive. */
+            /**
+             * @description The email or password is incorrect or the account is inactive
+             *     (`invalid_credentials`); the refresh token is unknown, expired, revoked or belongs
+             *     to an inactive account (`invalid_refresh_token`); or a spent refresh token was
+             *     presented again after the grace window and its session is now ended
+             *     (`refresh_token_reused`).
+             */
             401: {
                 headers: {
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "https://docs.example.com/problems/invalid_credentials",
-                     *       "title": "Unauthorized",
-                     *       "status": 401,
-                     *       "detail": "The email or password is incorrect.",
-                     *       "code": "invalid_credentials",
-                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
-            503: components["responses"]["ServiceUnavailable"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["PasswordCheckUnavailable"];
             "4XX": components["responses"]["ClientError"];
         };
     };
@@ -891,6 +1291,426 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcdEF"
+                 *     }
+                 */
+                "application/json": components["schemas"]["LogoutRequest"];
+            };
+        };
+        responses: {
+            /** @description Logged out; the access token no longer works. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "current_password": "correct-horse-battery",
+                 *       "new_password": "staple-battery-horse-correct"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description The password is changed; every other session is ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            /** @description The current password is incorrect. Nothing was changed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/invalid_current_password",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "The current password is incorrect.",
+                     *       "code": "invalid_current_password",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["PasswordCheckUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    getDiscogsConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The current Discogs app credentials, masked. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscogsConfig"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminRequired"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    putDiscogsConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "consumer_key": "AbCdEfGhIjKlMnOpWxYz",
+                 *       "consumer_secret": "s3cr3tS3cr3tS3cr3tS3cr3t"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DiscogsConfigUpdate"];
+            };
+        };
+        responses: {
+            /** @description Saved; the new state, masked. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "configured": true,
+                     *       "consumer_key": "****WxYz",
+                     *       "consumer_secret_set": true,
+                     *       "updated_at": "2026-11-26T10:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DiscogsConfig"];
+                };
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminRequired"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    deleteDiscogsConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed (or there was nothing to remove). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminRequired"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many entries to return (1 to 100).
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description How many matching entries to skip.
+                 * @example 0
+                 */
+                offset?: number;
+                /**
+                 * @description Case-insensitive substring of the email.
+                 * @example example.com
+                 */
+                email?: string;
+                /**
+                 * @description Only active (`true`) or deactivated (`false`) accounts.
+                 * @example true
+                 */
+                is_active?: boolean;
+                /**
+                 * @description Only administrators (`true`) or only other accounts (`false`).
+                 * @example false
+                 */
+                is_admin?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of accounts. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e",
+                     *           "email": "ada@example.com",
+                     *           "is_active": true,
+                     *           "is_admin": true,
+                     *           "created_at": "2026-11-26T10:00:00.000Z",
+                     *           "updated_at": "2026-11-26T10:05:00.000Z"
+                     *         }
+                     *       ],
+                     *       "total": 1,
+                     *       "limit": 20,
+                     *       "offset": 0
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUserPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminRequired"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account's id.
+                 * @example 0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "is_active": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["AdminUserUpdate"];
+            };
+        };
+        responses: {
+            /** @description The account after the change. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e",
+                     *       "email": "ada@example.com",
+                     *       "is_active": false,
+                     *       "is_admin": false,
+                     *       "created_at": "2026-11-26T10:00:00.000Z",
+                     *       "updated_at": "2026-11-26T10:05:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminRequired"];
+            /** @description There is no account with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/not_found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "There is no user with this id.",
+                     *       "code": "not_found",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change would leave no active administrator. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/last_admin",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This is the last active administrator; promote another user first.",
+                     *       "code": "last_admin",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    listAuditLog: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many entries to return (1 to 100).
+                 * @example 20
+                 */
+                limit?: number;
+                /**
+                 * @description How many matching entries to skip.
+                 * @example 0
+                 */
+                offset?: number;
+                /**
+                 * @description Only entries of this action.
+                 * @example user.update
+                 */
+                action?: string;
+                /**
+                 * @description Only entries about this target (for example a user id).
+                 * @example 0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e
+                 */
+                target_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of audit entries, newest first. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "42",
+                     *           "actor_user_id": "5c1d8f0e-3b7a-4e29-8f61-2d9c0a7b4e13",
+                     *           "actor_label": "admin@example.com",
+                     *           "action": "user.update",
+                     *           "target_type": "user",
+                     *           "target_id": "0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e",
+                     *           "details": {
+                     *             "email": "ada@example.com",
+                     *             "changes": {
+                     *               "is_active": {
+                     *                 "from": true,
+                     *                 "to": false
+                     *               }
+                     *             }
+                     *           },
+                     *           "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
+                     *           "client_ip": "203.0.113.7",
+                     *           "created_at": "2026-11-26T10:05:00.000Z"
+                     *         }
+                     *       ],
+                     *       "total": 1,
+                     *       "limit": 20,
+                     *       "offset": 0
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AuditLogPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminRequired"];
+            422: components["responses"]["ValidationFailed"];
             503: components["responses"]["ServiceUnavailable"];
             "4XX": components["responses"]["ClientError"];
         };

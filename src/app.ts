@@ -1,13 +1,16 @@
 import express, { type Express } from 'express';
 import pinoHttp from 'pino-http';
-import { REDOC_ASSET_PATH } from './contract/contract.handlers';
+import { REDOC_ASSET_PATH, redocAsset } from './contract/contract.handlers';
 import type { Deps } from './deps';
 import { NotFoundError } from './errors';
+import { cors } from './http/cors';
 import { createHandlers } from './http/handlers';
+import { requestMetrics } from './http/metrics-middleware';
 import { noStore, requestId, securityHeaders } from './http/middleware';
 import { problemHandler } from './http/problem';
 import { openApiRouter } from './http/router';
 import type { Port } from './http/spec';
+import { httpSerializers, runInRequestScope } from './logger';
 
 const BODY_LIMIT = '64kb';
 
@@ -23,16 +26,13 @@ function base(deps: Deps, port: Port): Express {
       customProps: () => ({ port }),
       // Health probes and scrapes would drown everything else.
       autoLogging: { ignore: (req) => port === 'health' || req.url === '/health' },
-      serializers: {
-        req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-          remoteAddress: req.remoteAddress,
-        }),
-      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      serializers: httpSerializers,
     }),
   );
+  // Whatever logs during the request (services included) tags its lines with the request id.
+  app.use((req, _res, next) => runInRequestScope(req.id as string, next));
+  app.use(requestMetrics(deps.metrics));
   app.use(securityHeaders);
   return app;
 }
@@ -55,13 +55,12 @@ function finish(app: Express, deps: Deps, port: Port): Express {
 /** The public API (port 8004). No listen, no process.env: the entry file owns those. */
 export function createApp(deps: Deps): Express {
   const app = base(deps, 'api');
+  // Before the validator, which would answer a preflight OPTIONS with 405.
+  app.use(cors(deps.config.corsOrigins));
   app.use('/api', noStore);
   app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
-  app.get(REDOC_ASSET_PATH, (_req, res) => {
-    res.setHeader('Cache-Control', 'public, max-age=3600');
-    res.sendFile(require.resolve('redoc/bundles/redoc.standalone.js'));
-  });
+  app.get(REDOC_ASSET_PATH, redocAsset);
   return finish(app, deps, 'api');
 }
 

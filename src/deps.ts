@@ -1,9 +1,15 @@
 import type { DestinationStream, Logger } from 'pino';
 import { Redis } from 'ioredis';
 import { AccountsService } from './accounts/accounts.service';
+import { AdminUsersRepository } from './admin/admin-users.repository';
+import { AdminUsersService } from './admin/admin-users.service';
+import { AppConfigRepository } from './admin/app-config.repository';
+import { AuditLogRepository } from './admin/audit-log.repository';
+import { DiscogsConfigService } from './admin/discogs-config.service';
 import { PasswordHasher } from './accounts/passwords';
 import { UsersRepository } from './accounts/users.repository';
 import type { Config } from './config';
+import { SecretBox } from './crypto/secret-box';
 import { createDatabase, type Database } from './db/database';
 import { HealthService, type Lifecycle } from './health/health.service';
 import { loadSpec, type SpecDocument } from './http/spec';
@@ -12,8 +18,11 @@ import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
 import { AccessTokens } from './sessions/access-tokens';
 import { Authenticator } from './sessions/authenticator';
+import { RateLimits } from './sessions/rate-limits';
+import { RefreshTokensRepository } from './sessions/refresh-tokens.repository';
 import { StoreRevocations, type RevocationStore } from './sessions/revocations';
 import { SessionsService } from './sessions/sessions.service';
+import { TokenCutoffExemptions } from './sessions/token-cutoffs';
 import { MemoryStore, RedisStore, type EphemeralStore } from './state/ephemeral-store';
 
 export interface Deps {
@@ -25,6 +34,8 @@ export interface Deps {
   /** URL of the database, for the migration lock session; null on the embedded server. */
   migrationLockUrl: string | null;
   redis: Redis | null;
+  /** Prefix of every Redis key this instance writes (replicas of one deployment share it). */
+  redisKeyPrefix: string;
   /** AES-256-GCM key for third-party secrets at rest. */
   encryptionKey: Buffer;
   store: EphemeralStore;
@@ -33,10 +44,16 @@ export interface Deps {
   passwords: PasswordHasher;
   accessTokens: AccessTokens;
   revocations: RevocationStore;
+  rateLimits: RateLimits;
   authenticator: Authenticator;
   accounts: AccountsService;
   sessions: SessionsService;
   health: HealthService;
+  /** Seals third-party secrets at rest under encryptionKey. */
+  secretBox: SecretBox;
+  auditLog: AuditLogRepository;
+  discogsConfig: DiscogsConfigService;
+  adminUsers: AdminUsersService;
   close(): Promise<void>;
 }
 
@@ -91,6 +108,7 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
   const db = createDatabase({ url: dbUrl, logger, embedded });
   closers.unshift(() => db.close());
 
+  const redisKeyPrefix = opts.redisKeyPrefix ?? 'auth:';
   let redis: Redis | null = null;
   let store: EphemeralStore;
   if (config.redisUrl) {
@@ -105,7 +123,7 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     closers.unshift(async () => {
       await client.quit().catch(() => client.disconnect());
     });
-    store = new RedisStore(redis, opts.redisKeyPrefix ?? 'auth:');
+    store = new RedisStore(redis, redisKeyPrefix);
   } else {
     const memory = new MemoryStore();
     closers.unshift(() => memory.close());
@@ -128,7 +146,11 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     expireMinutes: config.jwtExpireMinutes,
   });
   const revocations = new StoreRevocations(store);
+  const exemptions = new TokenCutoffExemptions(store);
+  const rateLimits = new RateLimits({ config, redis, redisKeyPrefix, metrics, logger });
   const lifecycle: Lifecycle = { shuttingDown: false };
+  const secretBox = new SecretBox(keys.encryption);
+  const auditLog = new AuditLogRepository(db.sequelize);
 
   return {
     config,
@@ -138,6 +160,7 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     db,
     migrationLockUrl: embedded ? null : dbUrl,
     redis,
+    redisKeyPrefix,
     encryptionKey: keys.encryption,
     store,
     lifecycle,
@@ -145,10 +168,38 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     passwords,
     accessTokens,
     revocations,
-    authenticator: new Authenticator(accessTokens, users, revocations, metrics),
+    rateLimits,
+    authenticator: new Authenticator(accessTokens, users, revocations, metrics, exemptions),
     accounts: new AccountsService(users, passwords, metrics),
-    sessions: new SessionsService(users, passwords, accessTokens, metrics),
+    sessions: new SessionsService({
+      users,
+      refreshTokens: new RefreshTokensRepository(db.sequelize),
+      passwords,
+      tokens: accessTokens,
+      revocations,
+      exemptions,
+      rateLimits,
+      metrics,
+      logger,
+      refreshTokenExpireDays: config.refreshTokenExpireDays,
+      refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
+    }),
     health: new HealthService(db, redis, lifecycle),
+    secretBox,
+    auditLog,
+    discogsConfig: new DiscogsConfigService(
+      db.sequelize,
+      new AppConfigRepository(db.sequelize),
+      auditLog,
+      secretBox,
+    ),
+    adminUsers: new AdminUsersService(
+      db.sequelize,
+      users,
+      new AdminUsersRepository(users),
+      passwords,
+      auditLog,
+    ),
     async close() {
       for (const close of closers) {
         try {

@@ -31,7 +31,8 @@ export type RequestBody<K extends OperationId> = [RequestContent<K>] extends [ne
   ? undefined
   : RequestContent<K>[keyof RequestContent<K>];
 
-type Part<P, N extends string> = P extends Record<N, infer X> ? NonNullable<X> : never;
+// Optional parts (`query?:`) are objects too: match them with Partial.
+type Part<P, N extends string> = P extends Partial<Record<N, infer X>> ? NonNullable<X> : never;
 
 export interface RequestContext {
   requestId: string;

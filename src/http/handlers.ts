@@ -1,7 +1,9 @@
 import { accountHandlers } from '../accounts/accounts.handlers';
+import { adminHandlers } from '../admin/admin.handlers';
 import { contractHandlers } from '../contract/contract.handlers';
 import type { Deps } from '../deps';
 import { healthHandlers } from '../health/health.handlers';
+import { metricsHandlers } from '../health/metrics.handlers';
 import { sessionHandlers } from '../sessions/sessions.handlers';
 import type { HandlerMap } from './contract';
 
@@ -9,8 +11,10 @@ import type { HandlerMap } from './contract';
 export function createHandlers(deps: Deps): HandlerMap {
   return {
     ...healthHandlers(deps.health),
+    ...metricsHandlers(deps.metrics),
     ...contractHandlers(deps.spec),
-    ...accountHandlers(deps.accounts),
+    ...accountHandlers(deps.accounts, deps.rateLimits),
     ...sessionHandlers(deps.sessions),
+    ...adminHandlers(deps),
   };
 }

@@ -119,8 +119,9 @@ function internal(): AppError {
 
 /** eov reports `/body/email` or `.body.email`; clients get JSON Pointers. */
 function normalisePath(p: string): string {
-  if (p.startsWith('/')) return p;
-  return '/' + p.replace(/^\./, '').replace(/\./g, '/');
+  const pointer = p.startsWith('/') ? p : '/' + p.replace(/^\./, '').replace(/\./g, '/');
+  // eov calls path parameters `params`; the documented prefix is `/path`.
+  return pointer.replace(/^\/params(?=\/|$)/, '/path');
 }
 
 /** A dependency that does not answer is the client's 503, not our 500. */
