@@ -1,0 +1,91 @@
+import { loadSpec } from '../src/http/spec';
+
+/** Rules of the contract that the linter does not check: client teams depend on them. */
+const spec = loadSpec();
+const doc = spec.document as {
+  paths: Record<string, Record<string, Operation>>;
+};
+interface MediaType {
+  example?: unknown;
+  examples?: unknown;
+}
+interface Operation {
+  operationId?: string;
+  tags?: string[];
+  requestBody?: Ref<{ content: Record<string, MediaType> }>;
+  responses: Record<string, Ref<{ content?: Record<string, MediaType> }>>;
+  parameters?: Ref<{ name: string; example?: unknown; schema?: { example?: unknown } }>[];
+}
+type Ref<T> = T | { $ref: string };
+
+function deref<T>(o: Ref<T>): T {
+  if (o && typeof o === 'object' && '$ref' in o) {
+    return o.$ref
+      .split('/')
+      .slice(1)
+      .reduce<unknown>((a, k) => (a as Record<string, unknown>)[k], spec.document) as T;
+  }
+  return o as T;
+}
+
+const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
+  Object.entries(item)
+    .filter(([, op]) => typeof op === 'object' && op !== null && 'responses' in op)
+    .map(([method, op]) => ({ path, method, op })),
+);
+
+test('when the spec is loaded, then every operation has a unique operationId and a tag', () => {
+  expect(operations.length).toBe(spec.operations.length);
+  expect(operations.length).toBeGreaterThan(10);
+  const ids = operations.map((o) => o.op.operationId);
+  expect(ids.every(Boolean)).toBe(true);
+  expect(new Set(ids).size).toBe(ids.length);
+  for (const { op } of operations) expect(op.tags?.length).toBeGreaterThan(0);
+});
+
+test('when any request or response has a body, then it carries an example', () => {
+  const missing: string[] = [];
+  for (const { op } of operations) {
+    const body = op.requestBody ? deref(op.requestBody) : undefined;
+    for (const [ct, mt] of Object.entries(body?.content ?? {})) {
+      if (mt.example === undefined && !mt.examples) missing.push(`${op.operationId} request ${ct}`);
+    }
+    for (const [status, r] of Object.entries(op.responses)) {
+      for (const [ct, mt] of Object.entries(deref(r).content ?? {})) {
+        if (mt.example === undefined && !mt.examples)
+          missing.push(`${op.operationId} ${status} ${ct}`);
+      }
+    }
+    for (const p of op.parameters ?? []) {
+      const param = deref(p);
+      if (param.example === undefined && param.schema?.example === undefined) {
+        missing.push(`${op.operationId} parameter ${param.name}`);
+      }
+    }
+  }
+  expect(missing).toEqual([]);
+});
+
+test('when an error response has a body, then it is problem+json', () => {
+  const wrong: string[] = [];
+  for (const { op } of operations) {
+    for (const [status, r] of Object.entries(op.responses)) {
+      if (!/^4|^5/.test(status)) continue;
+      const types = Object.keys(deref(r).content ?? {});
+      // Health probes answer 503 with their own JSON status document, by design.
+      if (op.operationId === 'getHealth' || op.operationId === 'getReadiness') continue;
+      if (types.some((t) => t !== 'application/problem+json'))
+        wrong.push(`${op.operationId} ${status}`);
+    }
+  }
+  expect(wrong).toEqual([]);
+});
+
+test('when an operation needs a bearer token, then it declares 401', () => {
+  for (const { op } of operations) {
+    const secured = JSON.stringify((op as { security?: unknown }).security ?? []).includes(
+      'bearerAuth',
+    );
+    if (secured) expect(Object.keys(op.responses)).toContain('401');
+  }
+});
