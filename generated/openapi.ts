@@ -408,7 +408,9 @@ export interface components {
          *     `method_not_allowed`, `missing_token`, `invalid_token`, `invalid_credentials`,
          *     `invalid_refresh_token`, `refresh_token_reused`, `invalid_current_password`,
          *     `forbidden`, `email_taken`, `conflict`, `last_admin`, `rate_limited`, `service_unavailable`,
-         *     `hash_capacity_exceeded`, `internal_error`.
+         *     `hash_capacity_exceeded`, `stored_secret_unreadable` (503: a secret stored encrypted
+         *     does not decrypt with the configured keys; an operator must restore its key),
+         *     `internal_error`.
          */
         Problem: {
             /**

@@ -34,6 +34,8 @@ export interface Config {
   refreshTokenExpireDays: number;
   refreshTokenReuseGraceSeconds: number;
   encryptionMasterKey: Buffer | null;
+  /** Older master keys: stored values sealed with them still open, and get re-sealed. */
+  encryptionPreviousKeys: Buffer[];
   rateLimit: {
     enabled: boolean;
     loginPerMinute: number;
@@ -108,13 +110,36 @@ class Reader {
   key32(name: string): Buffer | null {
     const v = this.raw(name);
     if (v === undefined) return null;
-    const buf = /^[0-9a-fA-F]{64}$/.test(v) ? Buffer.from(v, 'hex') : Buffer.from(v, 'base64');
-    if (buf.length !== 32) {
-      this.problems.push(`${name} must be 32 bytes, base64- or hex-encoded`);
-      return null;
-    }
+    const buf = decodeKey32(v);
+    if (!buf) this.problems.push(`${name} must be 32 bytes, base64- or hex-encoded`);
     return buf;
   }
+
+  /** A comma-separated list of key32 values; bad entries are named by position only. */
+  key32List(name: string): Buffer[] {
+    const v = this.raw(name);
+    if (v === undefined) return [];
+    const keys: Buffer[] = [];
+    const bad: number[] = [];
+    v.split(',').forEach((entry, i) => {
+      if (entry.trim() === '') return; // a stray comma is harmless
+      const buf = decodeKey32(entry.trim());
+      if (buf) keys.push(buf);
+      else bad.push(i + 1);
+    });
+    if (bad.length > 0) {
+      this.problems.push(
+        `${name} ${bad.length === 1 ? 'entry' : 'entries'} ${bad.join(', ')} (counting from 1) ` +
+          'must be 32 bytes, base64- or hex-encoded; separate keys with commas',
+      );
+    }
+    return keys;
+  }
+}
+
+function decodeKey32(v: string): Buffer | null {
+  const buf = /^[0-9a-fA-F]{64}$/.test(v) ? Buffer.from(v, 'hex') : Buffer.from(v, 'base64');
+  return buf.length === 32 ? buf : null;
 }
 
 function databaseFrom(r: Reader, dataDir: string): DatabaseConfig {
@@ -202,6 +227,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     refreshTokenExpireDays: r.int('REFRESH_TOKEN_EXPIRE_DAYS', 14, 1, 365),
     refreshTokenReuseGraceSeconds: r.int('REFRESH_TOKEN_REUSE_GRACE_SECONDS', 10, 0, 3600),
     encryptionMasterKey,
+    encryptionPreviousKeys: r.key32List('ENCRYPTION_PREVIOUS_KEYS'),
     rateLimit: {
       enabled: r.bool('RATE_LIMIT_ENABLED', true),
       loginPerMinute: r.int('RATE_LIMIT_LOGIN_PER_MINUTE', 10, 1, 1_000_000),

@@ -6,6 +6,8 @@ import { AdminUsersService } from './admin/admin-users.service';
 import { AppConfigRepository } from './admin/app-config.repository';
 import { AuditLogRepository } from './admin/audit-log.repository';
 import { DiscogsConfigService } from './admin/discogs-config.service';
+import { SealedValuesRepository } from './admin/sealed-values.repository';
+import { SecretRotationService } from './admin/secret-rotation.service';
 import { PasswordHasher } from './accounts/passwords';
 import { UsersRepository } from './accounts/users.repository';
 import type { Config } from './config';
@@ -49,11 +51,12 @@ export interface Deps {
   accounts: AccountsService;
   sessions: SessionsService;
   health: HealthService;
-  /** Seals third-party secrets at rest under encryptionKey. */
+  /** Seals third-party secrets at rest under encryptionKey; also opens ENCRYPTION_PREVIOUS_KEYS. */
   secretBox: SecretBox;
   auditLog: AuditLogRepository;
   discogsConfig: DiscogsConfigService;
   adminUsers: AdminUsersService;
+  secretRotation: SecretRotationService;
   close(): Promise<void>;
 }
 
@@ -149,7 +152,8 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
   const exemptions = new TokenCutoffExemptions(store);
   const rateLimits = new RateLimits({ config, redis, redisKeyPrefix, metrics, logger });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const secretBox = new SecretBox(keys.encryption);
+  // Values sealed under a previous key still open; new values are sealed under the current one.
+  const secretBox = new SecretBox(keys.encryption, config.encryptionPreviousKeys);
   const auditLog = new AuditLogRepository(db.sequelize);
 
   return {
@@ -199,6 +203,12 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
       new AdminUsersRepository(users),
       passwords,
       auditLog,
+    ),
+    secretRotation: new SecretRotationService(
+      db.sequelize,
+      new SealedValuesRepository(db.sequelize),
+      auditLog,
+      secretBox,
     ),
     async close() {
       for (const close of closers) {

@@ -22,6 +22,7 @@ export const ErrorCode = {
   rateLimited: 'rate_limited',
   serviceUnavailable: 'service_unavailable',
   hashCapacityExceeded: 'hash_capacity_exceeded',
+  storedSecretUnreadable: 'stored_secret_unreadable',
   internalError: 'internal_error',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode] | (string & {});
@@ -124,6 +125,20 @@ export class ServiceUnavailableError extends AppError {
   ) {
     super(503, code, 'Service Unavailable', detail, {
       headers: { 'Retry-After': String(retryAfterSeconds) },
+    });
+  }
+}
+
+/**
+ * A secret stored encrypted does not open with the configured keys (its key was removed before
+ * the value was re-encrypted, or the row was tampered with): an operator must act, retrying won't.
+ * The cause says which key id was missing; it never holds secret material.
+ */
+export class StoredSecretUnreadableError extends AppError {
+  constructor(detail: string, cause?: unknown) {
+    super(503, ErrorCode.storedSecretUnreadable, 'Service Unavailable', detail, {
+      headers: { 'Retry-After': '60' },
+      cause,
     });
   }
 }

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Client } from 'pg';
 import request from 'supertest';
+import { appConfigPurpose } from '../src/crypto/purposes';
+import { SecretBox, keyId } from '../src/crypto/secret-box';
 import { PROJECT_ROOT } from '../src/paths';
 import { TEST_PG_URL, databaseUrl } from './support/services';
 import {
@@ -100,6 +102,7 @@ describe('usage', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('create-admin --email');
     expect(r.stdout).toContain('discogs-setup');
+    expect(r.stdout).toContain('reencrypt-secrets');
   });
 
   test('when no command is given, then the usage goes to stderr and the exit code is 64', async () => {
@@ -305,6 +308,69 @@ describe('Discogs credentials', () => {
     const r = await run(['discogs-setup'], { DISCOGS_CONSUMER_KEY: KEY });
     expect(r.code).toBe(64);
     expect(r.stderr).toContain('DISCOGS_CONSUMER_SECRET');
+  });
+});
+
+describe('reencrypt-secrets', () => {
+  const SECRET = `CliRotated${randomBytes(10).toString('hex')}`;
+  const oldKey = randomBytes(32);
+
+  /** The Discogs secret as an instance still on the old key would have stored it. */
+  async function storeUnderOldKey() {
+    const sealed = new SecretBox(oldKey).seal(SECRET, appConfigPurpose('discogs_consumer_secret'));
+    await t.sql(
+      `INSERT INTO app_config (key, value) VALUES ('discogs_consumer_key', 'CliRotationKey1'),
+                                                  ('discogs_consumer_secret', $1)
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+      [sealed],
+    );
+  }
+
+  test('when the old key is not given, then exit 1 naming ENCRYPTION_PREVIOUS_KEYS, and nothing changes', async () => {
+    await storeUnderOldKey();
+    const [before] = await t.sql(
+      `SELECT value FROM app_config WHERE key = 'discogs_consumer_secret'`,
+    );
+    const r = await run(['reencrypt-secrets']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ENCRYPTION_PREVIOUS_KEYS');
+    expect(r.stderr).toContain(keyId(oldKey));
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+    const [after] = await t.sql(
+      `SELECT value FROM app_config WHERE key = 'discogs_consumer_secret'`,
+    );
+    expect(after).toEqual(before);
+  });
+
+  test('when the old key is in ENCRYPTION_PREVIOUS_KEYS, then the secret is re-encrypted under the current key and the counts are printed', async () => {
+    await storeUnderOldKey();
+    const r = await run(['reencrypt-secrets'], {
+      ENCRYPTION_PREVIOUS_KEYS: oldKey.toString('base64'),
+    });
+    expect(r.stderr).not.toContain('error');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      `re-encrypted 1 stored secret(s) under key id ${t.deps.secretBox.kid}`,
+    );
+    expect(r.stdout).toMatch(/app_config\s+1 re-encrypted, 0 already current/);
+    expect(r.stdout + r.stderr).not.toContain(SECRET);
+    const [row] = await t.sql(`SELECT value FROM app_config WHERE key = 'discogs_consumer_secret'`);
+    expect((row!.value as string).split(':')[1]).toBe(t.deps.secretBox.kid);
+    expect((await t.deps.discogsConfig.credentials())?.consumerSecret).toBe(SECRET);
+
+    const again = await run(['reencrypt-secrets']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/app_config\s+0 re-encrypted, 1 already current/);
+  });
+
+  test('when an ENCRYPTION_PREVIOUS_KEYS entry is bad, then exit 1 naming its position, not its value', async () => {
+    const r = await run(['reencrypt-secrets'], {
+      ENCRYPTION_PREVIOUS_KEYS: `${oldKey.toString('hex')},not-a-real-key-value`,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ENCRYPTION_PREVIOUS_KEYS entry 2');
+    expect(r.stderr).not.toContain('not-a-real-key-value');
+    expect(r.stderr).not.toContain(oldKey.toString('hex'));
   });
 });
 

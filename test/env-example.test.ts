@@ -33,9 +33,11 @@ function documented(): Map<string, string> {
 test('when src/config.ts reads a variable, then .env.example documents it', () => {
   const config = read('src/config.ts');
   const names = new Set(
-    [...config.matchAll(/\br\.(?:raw|int|bool|string|url|key32)\(\s*'([A-Z][A-Z0-9_]*)'/g)].map(
-      (m) => m[1]!,
-    ),
+    [
+      ...config.matchAll(
+        /\br\.(?:raw|int|bool|string|url|key32(?:List)?)\(\s*'([A-Z][A-Z0-9_]*)'/g,
+      ),
+    ].map((m) => m[1]!),
   );
   expect(names.size).toBeGreaterThan(20);
   const docs = documented();

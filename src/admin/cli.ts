@@ -23,6 +23,10 @@ commands:
                                 DISCOGS_CONSUMER_KEY and DISCOGS_CONSUMER_SECRET or prompts.
   discogs-show [--json]         Show whether Discogs credentials are set (key masked; the
                                 secret is never shown).
+  reencrypt-secrets             Re-encrypt every stored secret under ENCRYPTION_MASTER_KEY;
+                                values sealed with a key from ENCRYPTION_PREVIOUS_KEYS must
+                                still open. All or nothing; values already under the current
+                                key are left alone.
   help                          Show this text.
 
 exit codes: 0 done, 64 usage error, 65 invalid input, 1 failure.`;
@@ -204,10 +208,28 @@ async function discogsShow(args: string[], io: CliIo): Promise<number> {
   });
 }
 
+async function reencryptSecrets(args: string[], io: CliIo): Promise<number> {
+  parseOptions(args, []);
+  return withDeps(io, async (deps) => {
+    const { keyId, appConfig, oauthTokens } = await deps.secretRotation.reencryptAll(CLI_ACTOR);
+    io.out(
+      `re-encrypted ${appConfig.reencrypted + oauthTokens.reencrypted} stored secret(s) under key id ${keyId}`,
+    );
+    for (const [table, n] of [
+      ['app_config', appConfig],
+      ['oauth_tokens', oauthTokens],
+    ] as const) {
+      io.out(`  ${table.padEnd(13)} ${n.reencrypted} re-encrypted, ${n.unchanged} already current`);
+    }
+    return EXIT.ok;
+  });
+}
+
 const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   'create-admin': createAdmin,
   'discogs-setup': discogsSetup,
   'discogs-show': discogsShow,
+  'reencrypt-secrets': reencryptSecrets,
 };
 
 function report(err: unknown, io: CliIo): number {

@@ -1,6 +1,7 @@
 import type { Sequelize } from 'sequelize';
-import type { SecretBox } from '../crypto/secret-box';
-import { ValidationError, type FieldError } from '../errors';
+import { appConfigPurpose } from '../crypto/purposes';
+import { SecretBoxError, type SecretBox } from '../crypto/secret-box';
+import { StoredSecretUnreadableError, ValidationError, type FieldError } from '../errors';
 import type { AppConfigRepository } from './app-config.repository';
 import type { Actor, AuditLogRepository } from './audit-log.repository';
 
@@ -8,7 +9,7 @@ export const DISCOGS_KEY = 'discogs_consumer_key';
 export const DISCOGS_SECRET = 'discogs_consumer_secret';
 const KEYS = [DISCOGS_KEY, DISCOGS_SECRET] as const;
 /** Bound into the ciphertext, so the value opens only as this setting. */
-const SECRET_PURPOSE = `app_config:${DISCOGS_SECRET}`;
+const SECRET_PURPOSE = appConfigPurpose(DISCOGS_SECRET);
 
 /** Same rule as the spec's DiscogsCredential schema; the CLI has no validator in front of it. */
 const CREDENTIAL = /^[\x21-\x7E]{1,200}$/;
@@ -75,7 +76,19 @@ export class DiscogsConfigService {
     const key = rows.get(DISCOGS_KEY);
     const secret = rows.get(DISCOGS_SECRET);
     if (!key || !secret) return null;
-    return { consumerKey: key.value, consumerSecret: this.box.open(secret.value, SECRET_PURPOSE) };
+    try {
+      return {
+        consumerKey: key.value,
+        consumerSecret: this.box.open(secret.value, SECRET_PURPOSE),
+      };
+    } catch (err) {
+      if (!(err instanceof SecretBoxError)) throw err;
+      throw new StoredSecretUnreadableError(
+        'The stored Discogs consumer secret cannot be decrypted with the configured keys; ' +
+          'an operator must restore the key it was encrypted with.',
+        err,
+      );
+    }
   }
 
   async update(input: DiscogsCredentials, actor: Actor): Promise<DiscogsConfigStatus> {

@@ -198,6 +198,12 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
       { err: { name: (err as Error).name, message: (err as Error).message } },
       'dependency unavailable',
     );
+  } else if (appErr.status >= 500 && appErr.cause instanceof Error) {
+    // The client's detail stays generic; the cause tells the operator what to fix.
+    req.log?.error(
+      { code: appErr.code, err: { name: appErr.cause.name, message: appErr.cause.message } },
+      'request failed on a server-side condition',
+    );
   }
   if (res.headersSent) {
     res.end();

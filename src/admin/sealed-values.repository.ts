@@ -1,0 +1,62 @@
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+
+export interface SealedAppConfigValue {
+  key: string;
+  value: string;
+}
+
+export interface SealedOAuthTokenRow {
+  id: string;
+  userId: string;
+  provider: string;
+  accessToken: string;
+  accessTokenSecret: string;
+}
+
+/**
+ * The columns that hold sealed secrets, read under row locks and rewritten in place, for key
+ * rotation. `updated_at` is left alone: the secret did not change, only the key sealing it.
+ */
+export class SealedValuesRepository {
+  constructor(private readonly sequelize: Sequelize) {}
+
+  async lockAppConfig(
+    keys: readonly string[],
+    transaction: Transaction,
+  ): Promise<SealedAppConfigValue[]> {
+    return this.sequelize.query<SealedAppConfigValue>(
+      `SELECT key, value FROM app_config WHERE key IN (:keys) ORDER BY key FOR UPDATE`,
+      { type: QueryTypes.SELECT, replacements: { keys: [...keys] }, transaction },
+    );
+  }
+
+  async setAppConfigValue(key: string, value: string, transaction: Transaction): Promise<void> {
+    await this.sequelize.query(`UPDATE app_config SET value = :value WHERE key = :key`, {
+      type: QueryTypes.UPDATE,
+      replacements: { key, value },
+      transaction,
+    });
+  }
+
+  async lockOAuthTokens(transaction: Transaction): Promise<SealedOAuthTokenRow[]> {
+    return this.sequelize.query<SealedOAuthTokenRow>(
+      `SELECT CAST(id AS text) AS id, CAST(user_id AS text) AS "userId",
+              CAST(provider AS text) AS provider, access_token AS "accessToken",
+              access_token_secret AS "accessTokenSecret"
+         FROM oauth_tokens ORDER BY id FOR UPDATE`,
+      { type: QueryTypes.SELECT, transaction },
+    );
+  }
+
+  async setOAuthTokenValues(
+    id: string,
+    values: { accessToken: string; accessTokenSecret: string },
+    transaction: Transaction,
+  ): Promise<void> {
+    await this.sequelize.query(
+      `UPDATE oauth_tokens SET access_token = :accessToken, access_token_secret = :accessTokenSecret
+        WHERE id = :id`,
+      { type: QueryTypes.UPDATE, replacements: { id, ...values }, transaction },
+    );
+  }
+}
