@@ -7,8 +7,15 @@ export type OperationId = keyof operations;
 export type Schemas = components['schemas'];
 
 type Responses<K extends OperationId> = operations[K]['responses'];
-type Declared<K extends OperationId> = Extract<keyof Responses<K>, number>;
 type ContentOf<R> = R extends { content: infer C } ? C : never;
+/** Declared statuses a handler may return: problem+json bodies come only from the error mapper. */
+type Declared<K extends OperationId> = {
+  [S in Extract<keyof Responses<K>, number>]: [ContentOf<Responses<K>[S]>] extends [never]
+    ? S // no body (204)
+    : ContentOf<Responses<K>[S]> extends { 'application/problem+json': unknown }
+      ? never
+      : S;
+}[Extract<keyof Responses<K>, number>];
 
 /** One reply per declared non-error status, with the body its content type declares. */
 export type Reply<K extends OperationId> = {
