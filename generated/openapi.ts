@@ -150,6 +150,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/docs/redoc.standalone.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Redoc bundle for the API reference
+         * @description The Redoc script that `/docs` loads, served by the service itself so the page needs no
+         *     internet access. Cacheable for an hour.
+         */
+        get: operations["getDocsBundle"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/register": {
         parameters: {
             query?: never;
@@ -161,8 +182,9 @@ export interface paths {
         put?: never;
         /**
          * Register an account
-         * @description Creates an account. The email is trimmed and lower-cased before it is stored, and is
-         *     unique in any letter case: a second registration of the same address is 409, also when
+         * @description Creates an account. The email must be a bare address (no surrounding spaces); it is
+         *     lower-cased before it is stored, and is unique in any letter case: a second
+         *     registration of the same address is 409, also when
          *     identical requests race (exactly one succeeds). The password must be at least 8
          *     characters and at most 72 bytes in UTF-8 (bcrypt's limit); a longer one is refused,
          *     never truncated. Registrations are limited per client address
@@ -404,7 +426,9 @@ export interface components {
     schemas: {
         /**
          * @description An RFC 9457 problem. `code` is stable; branch on it. Codes: `malformed_body`,
-         *     `payload_too_large`, `unsupported_media_type`, `validation_failed`, `not_found`,
+         *     `malformed_request` (400 from the HTTP parser: bad request line or header),
+         *     `headers_too_large` (431), `payload_too_large`, `unsupported_media_type`,
+         *     `validation_failed`, `not_found`,
          *     `method_not_allowed`, `missing_token`, `invalid_token`, `invalid_credentials`,
          *     `invalid_refresh_token`, `refresh_token_reused`, `invalid_current_password`,
          *     `forbidden`, `email_taken`, `conflict`, `last_admin`, `rate_limited`, `service_unavailable`,
@@ -1136,6 +1160,33 @@ export interface operations {
                 content: {
                     /** @example <!doctype html><html><head><title>Auth service API</title></head></html> */
                     "text/html": string;
+                };
+            };
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    getDocsBundle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Redoc standalone bundle. */
+            200: {
+                headers: {
+                    /**
+                     * @description Cacheable for an hour.
+                     * @example public, max-age=3600
+                     */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example /*! Redoc standalone bundle *\/ */
+                    "application/javascript": string;
                 };
             };
             "4XX": components["responses"]["ClientError"];

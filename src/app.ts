@@ -1,6 +1,5 @@
 import express, { type Express } from 'express';
 import pinoHttp from 'pino-http';
-import { REDOC_ASSET_PATH, redocAsset } from './contract/contract.handlers';
 import type { Deps } from './deps';
 import { NotFoundError } from './errors';
 import { cors } from './http/cors';
@@ -33,6 +32,11 @@ function base(deps: Deps, port: Port): Express {
   // Whatever logs during the request (services included) tags its lines with the request id.
   app.use((req, _res, next) => runInRequestScope(req.id as string, next));
   app.use(requestMetrics(deps.metrics));
+  // HEAD is GET without a body (Node drops it); the spec declares GET only.
+  app.use((req, _res, next) => {
+    if (req.method === 'HEAD') req.method = 'GET';
+    next();
+  });
   app.use(securityHeaders);
   return app;
 }
@@ -58,9 +62,15 @@ export function createApp(deps: Deps): Express {
   // Before the validator, which would answer a preflight OPTIONS with 405.
   app.use(cors(deps.config.corsOrigins));
   app.use('/api', noStore);
-  app.use(express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }));
+  // strict: false lets well-formed JSON that is not an object reach the validator (422, not 400).
+  app.use(
+    express.json({
+      limit: BODY_LIMIT,
+      strict: false,
+      type: ['application/json', 'application/*+json'],
+    }),
+  );
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
-  app.get(REDOC_ASSET_PATH, redocAsset);
   return finish(app, deps, 'api');
 }
 

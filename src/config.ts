@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -167,11 +168,35 @@ function databaseFrom(r: Reader, dataDir: string): DatabaseConfig {
   };
 }
 
-function parseTrustProxy(v: string | undefined): string | number | boolean {
-  if (v === undefined || v === 'false') return false;
-  if (v === 'true') return true;
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** One TRUST_PROXY entry: a name Express knows, an address, or an address/prefix subnet. */
+function validProxyEntry(entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true;
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = net.isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return net.isIP(prefix) === 4 && family === 4; // netmask form
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** Which proxies may set X-Forwarded-For: false, true, a hop count, or a list (Express syntax). */
+function trustProxyFrom(r: Reader): string | number | boolean {
+  const v = r.raw('TRUST_PROXY');
+  if (v === undefined) return false;
+  const lower = v.toLowerCase();
+  if (lower === 'false') return false;
+  if (lower === 'true') return true;
   if (/^\d+$/.test(v)) return Number(v);
-  return v; // a comma-separated list of addresses/subnets, or 'loopback' etc.
+  const entries = lower.split(',').map((e) => e.trim());
+  if (entries.some((e) => !validProxyEntry(e))) {
+    r.problems.push(
+      'TRUST_PROXY must be true, false, a hop count, or a comma-separated list of addresses, subnets, loopback, linklocal or uniquelocal',
+    );
+    return false;
+  }
+  return entries.join(',');
 }
 
 export function loadConfig(env: Env = process.env): Readonly<Config> {
@@ -233,7 +258,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       loginPerMinute: r.int('RATE_LIMIT_LOGIN_PER_MINUTE', 10, 1, 1_000_000),
       registerPerHour: r.int('RATE_LIMIT_REGISTER_PER_HOUR', 20, 1, 1_000_000),
     },
-    trustProxy: parseTrustProxy(r.raw('TRUST_PROXY')),
+    trustProxy: trustProxyFrom(r),
     corsOrigins: (r.raw('CORS_ORIGINS') ?? '')
       .split(',')
       .map((s) => s.trim())

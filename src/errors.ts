@@ -4,6 +4,9 @@
  */
 export const ErrorCode = {
   malformedBody: 'malformed_body',
+  /** Refused by the HTTP parser itself (bad request line or header). */
+  malformedRequest: 'malformed_request',
+  headersTooLarge: 'headers_too_large',
   payloadTooLarge: 'payload_too_large',
   unsupportedMediaType: 'unsupported_media_type',
   validationFailed: 'validation_failed',

@@ -38,7 +38,7 @@ describe('register', () => {
     expect(row!.hashed_password).not.toContain(GOOD_PASSWORD);
   });
 
-  test('when the email has upper case and surrounding spaces, then it is stored trimmed and lower-cased', async () => {
+  test('when the email has upper case, then it is stored lower-cased', async () => {
     const email = uniqueEmail('MiXeD').toUpperCase();
     const res = await request(t.app)
       .post(REGISTER)
@@ -47,6 +47,14 @@ describe('register', () => {
     expect(res.body.email).toBe(email.toLowerCase());
     const rows = await t.sql('SELECT email FROM users WHERE id = $1', [res.body.id]);
     expect(rows[0]!.email).toBe(email.toLowerCase());
+  });
+
+  test('when the email has surrounding spaces, then 422 (a bare address is required)', async () => {
+    const res = await request(t.app)
+      .post(REGISTER)
+      .send({ email: `  ${uniqueEmail()} `, password: GOOD_PASSWORD })
+      .expect(422);
+    expect(res.body.errors[0].path).toBe('/body/email');
   });
 
   test('when the same email is registered again in another letter case, then 409 email_taken', async () => {

@@ -98,3 +98,23 @@ test('when JWT_ALGORITHM is HS256, then it is accepted; any other value is refus
   for (const alg of ['none', 'HS512', 'RS256'])
     expect(problemsOf({ JWT_ALGORITHM: alg })).toHaveLength(1);
 });
+
+test.each([
+  ['false', false],
+  ['FALSE', false],
+  ['True', true],
+  ['2', 2],
+  ['loopback', 'loopback'],
+  ['10.0.0.0/8, 192.168.1.7, ::1, fd00::/8', '10.0.0.0/8,192.168.1.7,::1,fd00::/8'],
+])('when TRUST_PROXY is %s, then it is accepted', (value, expected) => {
+  expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
+});
+
+test.each(['yes', '10.0.0.0/33', '300.1.1.1', 'loopback,nonsense'])(
+  'when TRUST_PROXY is %s, then start-up is refused naming it',
+  (value) => {
+    const problems = problemsOf({ TRUST_PROXY: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^TRUST_PROXY/);
+  },
+);

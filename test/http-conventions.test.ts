@@ -1,10 +1,13 @@
 import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import request from 'supertest';
 import { createApp, createHealthApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createDeps, type Deps } from '../src/deps';
+import { answerClientError } from '../src/server';
 import { signedInUser, startTestApp, TEST_JWT_SECRET, type TestApp } from './support/test-app';
 
 let t: TestApp;
@@ -46,6 +49,24 @@ test('when the body is over 64 KiB, then 413 payload_too_large', async () => {
   expectProblem(res, 413, 'payload_too_large');
 });
 
+test('when a form has more fields than allowed, then 413 and no 500', async () => {
+  const fields = Array.from({ length: 60 }, (_, i) => `f${i}=1`).join('&');
+  const res = await request(t.app)
+    .post('/api/v1/auth/token')
+    .type('form')
+    .send(`grant_type=password&username=a%40example.com&password=x&${fields}`);
+  expectProblem(res, 413, 'payload_too_large');
+});
+
+test('when a compressed body is corrupt, then 400 malformed_body and no 500', async () => {
+  const res = await request(t.app)
+    .post('/api/v1/auth/token')
+    .set('Content-Type', 'application/json')
+    .set('Content-Encoding', 'gzip')
+    .send('not gzip at all');
+  expectProblem(res, 400, 'malformed_body');
+});
+
 test('when the content type is not accepted, then 415 unsupported_media_type', async () => {
   const res = await request(t.app).post(REGISTER).set('Content-Type', 'text/plain').send('hello');
   expectProblem(res, 415, 'unsupported_media_type');
@@ -60,6 +81,88 @@ test('when the body breaks the schema, then 422 with errors[] of paths and messa
       { path: '/body/password', message: expect.any(String) },
     ]),
   );
+});
+
+test.each([
+  ['a string', '"just a string"'],
+  ['null', 'null'],
+  ['an array', '[]'],
+])(
+  'when the JSON body is %s instead of an object, then 422 (well-formed, wrong shape)',
+  async (_what, body) => {
+    const res = await request(t.app)
+      .post(REGISTER)
+      .set('Content-Type', 'application/json')
+      .send(body);
+    expectProblem(res, 422, 'validation_failed');
+    expect(res.body.errors[0].path).toMatch(/^\/body/);
+  },
+);
+
+test('when form fields break the schema, then errors[] point into /body', async () => {
+  const missing = await request(t.app)
+    .post('/api/v1/auth/token')
+    .type('form')
+    .send({ grant_type: 'password', password: 'x' });
+  expectProblem(missing, 422, 'validation_failed');
+  for (const e of missing.body.errors) expect(e.path).toMatch(/^\/body(\/|$)/);
+  const grant = await request(t.app)
+    .post('/api/v1/auth/token')
+    .type('form')
+    .send({ grant_type: 'client_credentials' });
+  expectProblem(grant, 422, 'validation_failed');
+  for (const e of grant.body.errors) expect(e.path).toMatch(/^\/body(\/|$)/);
+});
+
+test('when a GET operation is asked with HEAD, then 200 with headers and no body', async () => {
+  const res = await request(t.app).head('/openapi.json').expect(200);
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  expect(res.headers['x-request-id']).toBeDefined();
+  expect(res.text ?? '').toBe('');
+});
+
+describe('requests the HTTP parser refuses', () => {
+  let server: http.Server;
+  let port: number;
+  beforeAll(async () => {
+    server = http.createServer(t.app).on('clientError', answerClientError);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  function raw(text: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let out = '';
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
+      socket.on('data', (d) => (out += d.toString()));
+      socket.on('end', () => resolve(out));
+      socket.on('error', reject);
+    });
+  }
+
+  function parse(response: string) {
+    const [head, body] = response.split('\r\n\r\n');
+    return { head: head!, body: JSON.parse(body!) as Record<string, unknown> };
+  }
+
+  test('when the method is not HTTP, then 400 problem+json with a request id', async () => {
+    const { head, body } = parse(await raw('FOO /api/v1/auth/me HTTP/1.1\r\nHost: x\r\n\r\n'));
+    expect(head).toMatch(/^HTTP\/1\.1 400 /);
+    expect(head).toMatch(/content-type: application\/problem\+json/i);
+    const id = /x-request-id: (\S+)/i.exec(head)?.[1];
+    expect(body).toMatchObject({ status: 400, code: 'malformed_request', request_id: id });
+  });
+
+  test('when the headers are too large, then 431 problem+json', async () => {
+    const { head, body } = parse(
+      await raw(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    );
+    expect(head).toMatch(/^HTTP\/1\.1 431 /);
+    expect(body).toMatchObject({ status: 431, code: 'headers_too_large' });
+  });
 });
 
 test('when the path is unknown, then 404 not_found', async () => {

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import type { RequestHandler } from 'express';
 import type { HandlerMap } from '../http/contract';
 import type { SpecDocument } from '../http/spec';
 
@@ -12,22 +11,14 @@ export const REDOC_ASSET_PATH = '/docs/redoc.standalone.js';
  */
 const REDOC_CDN_LOGO = 'https://cdn.redoc.ly/redoc/logo-mini.svg';
 
-let redocBundle: Buffer | undefined;
-function loadRedocBundle(): Buffer {
-  redocBundle ??= Buffer.from(
-    fs
-      .readFileSync(require.resolve('redoc/bundles/redoc.standalone.js'), 'utf8')
-      .replaceAll(REDOC_CDN_LOGO, 'data:,'),
-    'utf8',
-  );
+let redocBundle: string | undefined;
+/** Read on first use, so processes that never serve /docs do not hold the bundle. */
+function loadRedocBundle(): string {
+  redocBundle ??= fs
+    .readFileSync(require.resolve('redoc/bundles/redoc.standalone.js'), 'utf8')
+    .replaceAll(REDOC_CDN_LOGO, 'data:,');
   return redocBundle;
 }
-
-/** Serves the Redoc bundle from node_modules (not part of the contract, so a plain route). */
-export const redocAsset: RequestHandler = (_req, res) => {
-  res.setHeader('Cache-Control', 'public, max-age=3600');
-  res.type('application/javascript').send(loadRedocBundle());
-};
 
 /** Redoc with its bundle served by us: the page works with no internet access. */
 export const DOCS_CSP =
@@ -53,7 +44,7 @@ function docsPage(title: string): string {
 
 export function contractHandlers(
   spec: SpecDocument,
-): Pick<HandlerMap, 'getOpenApiYaml' | 'getOpenApiJson' | 'getDocs'> {
+): Pick<HandlerMap, 'getOpenApiYaml' | 'getOpenApiJson' | 'getDocs' | 'getDocsBundle'> {
   const info = spec.document.info as { title: string };
   const page = docsPage(`${info.title} API reference`);
   return {
@@ -69,6 +60,14 @@ export function contractHandlers(
         body: page,
         contentType: 'text/html',
         headers: { 'Content-Security-Policy': DOCS_CSP },
+      };
+    },
+    async getDocsBundle() {
+      return {
+        status: 200,
+        body: loadRedocBundle(),
+        contentType: 'application/javascript',
+        headers: { 'Cache-Control': 'public, max-age=3600' },
       };
     },
   };

@@ -55,7 +55,7 @@ function fromEov(err: EovError): AppError {
         'The request does not match the schema.',
         {
           errors: (err.errors ?? []).map((e) => ({
-            path: normalisePath(e.path ?? ''),
+            path: normalisePath(e.path ?? '', err.path),
             message: e.message ?? 'is invalid',
           })),
         },
@@ -117,11 +117,19 @@ function internal(): AppError {
   );
 }
 
-/** eov reports `/body/email` or `.body.email`; clients get JSON Pointers. */
-function normalisePath(p: string): string {
+const REQUEST_PARTS = /^\/(body|query|path|headers|cookies)(?=\/|$)/;
+
+/**
+ * eov reports `/body/email`, `.body.email`, a bare `/username` for form fields, or the request
+ * path itself for a whole-body failure (no oneOf branch matched); clients always get a JSON
+ * Pointer prefixed with the part of the request it points into.
+ */
+function normalisePath(p: string, requestPath: string | undefined): string {
+  if (p === '' || p === requestPath) return '/body';
   const pointer = p.startsWith('/') ? p : '/' + p.replace(/^\./, '').replace(/\./g, '/');
   // eov calls path parameters `params`; the documented prefix is `/path`.
-  return pointer.replace(/^\/params(?=\/|$)/, '/path');
+  const renamed = pointer.replace(/^\/params(?=\/|$)/, '/path');
+  return REQUEST_PARTS.test(renamed) ? renamed : '/body' + renamed;
 }
 
 /** A dependency that does not answer is the client's 503, not our 500. */
@@ -172,7 +180,41 @@ export function toAppError(err: unknown): AppError {
         );
     }
   }
+  // Any other client error raised while reading the body (too many form fields, a corrupt
+  // gzip stream, ...) carries an exposable 4xx status: it is the client's, never our 500.
+  const status = clientErrorStatus(err);
+  if (status === 413) return payloadTooLarge();
+  if (status === 415) {
+    return new AppError(
+      415,
+      ErrorCode.unsupportedMediaType,
+      'Unsupported Media Type',
+      "The body's content type or encoding is not supported.",
+    );
+  }
+  if (status !== undefined) {
+    return new AppError(
+      400,
+      ErrorCode.malformedBody,
+      'Bad Request',
+      'The request body could not be read.',
+    );
+  }
   return internal();
+}
+
+/** The status of an http-errors style error that is safe to show (4xx, `expose: true`). */
+function clientErrorStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { status, statusCode, expose } = err as {
+    status?: unknown;
+    statusCode?: unknown;
+    expose?: unknown;
+  };
+  const code = typeof status === 'number' ? status : statusCode;
+  return expose === true && typeof code === 'number' && code >= 400 && code < 500
+    ? code
+    : undefined;
 }
 
 export function sendProblem(res: Response, err: AppError, requestId: string): void {
