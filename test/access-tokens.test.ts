@@ -114,6 +114,16 @@ test('when the token has expired, then 401', async () => {
   await expect401(`Bearer ${sign({ ...goodClaims(userId), iat: now() - 3600, exp: now() - 60 })}`);
 });
 
+test('when iat is in the future, then 401 (it would outlive a password-change cutoff)', async () => {
+  await expect401(
+    `Bearer ${sign({ ...goodClaims(userId), iat: now() + 3600, exp: now() + 3700 })}`,
+  );
+});
+
+test('when the token lives longer than the service ever issues, then 401', async () => {
+  await expect401(`Bearer ${sign({ ...goodClaims(userId), exp: now() + 365 * 86400 })}`);
+});
+
 test('when the issuer is wrong, then 401', async () => {
   await expect401(`Bearer ${sign({ ...goodClaims(userId), iss: 'someone-else' })}`);
 });

@@ -165,6 +165,15 @@ describe('requests the HTTP parser refuses', () => {
   });
 });
 
+test('when the path is not valid percent-encoding, then 400 malformed_request', async () => {
+  const { token } = await signedInUser(t.app);
+  const res = await request(t.app)
+    .patch('/api/v1/admin/users/%E0%A4%A')
+    .set('Authorization', `Bearer ${token}`)
+    .send({ is_active: true });
+  expectProblem(res, 400, 'malformed_request');
+});
+
 test('when the path is unknown, then 404 not_found', async () => {
   expectProblem(await request(t.app).get('/api/v1/nope'), 404, 'not_found');
   expectProblem(await request(t.app).get('/'), 404, 'not_found');

@@ -48,6 +48,14 @@ function isBodyParserError(err: unknown): err is BodyParserError {
 function fromEov(err: EovError): AppError {
   switch (err.status) {
     case 400:
+      if (err.errors?.some((e) => /malformed uri/i.test(e.message ?? ''))) {
+        return new AppError(
+          400,
+          ErrorCode.malformedRequest,
+          'Bad Request',
+          'The request path is not valid percent-encoding.',
+        );
+      }
       return new AppError(
         422,
         ErrorCode.validationFailed,

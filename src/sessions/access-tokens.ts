@@ -27,6 +27,9 @@ export interface AccessTokenOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Accepted clock skew: a token stays valid this long past its `exp`. */
+export const CLOCK_TOLERANCE_SECONDS = 5;
+
 /**
  * HS256 access tokens. The key is a KeyObject made once: with a string secret jsonwebtoken
  * re-derives the key on every call, which costs far more per verification.
@@ -38,9 +41,14 @@ export class AccessTokens {
     this.key = createSecretKey(opts.secret);
   }
 
+  /** How long an access token lives from its issue. */
+  get lifetimeSeconds(): number {
+    return this.opts.expireMinutes * 60;
+  }
+
   issue(userId: string): IssuedAccessToken {
     const jti = randomUUID();
-    const expiresIn = this.opts.expireMinutes * 60;
+    const expiresIn = this.lifetimeSeconds;
     const token = jwt.sign({}, this.key, {
       algorithm: 'HS256',
       subject: userId,
@@ -61,7 +69,7 @@ export class AccessTokens {
         algorithms: ['HS256'],
         issuer: this.opts.issuer,
         audience: this.opts.audience,
-        clockTolerance: 5,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
       });
     } catch {
       throw new UnauthorizedError(
@@ -78,7 +86,10 @@ export class AccessTokens {
       !UUID.test(c.sub) ||
       typeof c.jti !== 'string' ||
       c.jti.length === 0 ||
-      c.jti.length > 64
+      c.jti.length > 64 ||
+      // Never issued by us: from the future, or living longer than JWT_EXPIRE_MINUTES allows.
+      c.iat > Date.now() / 1000 + CLOCK_TOLERANCE_SECONDS ||
+      c.exp - c.iat > this.opts.expireMinutes * 60 + CLOCK_TOLERANCE_SECONDS
     ) {
       throw new UnauthorizedError(
         ErrorCode.invalidToken,
