@@ -155,6 +155,19 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
   // Values sealed under a previous key still open; new values are sealed under the current one.
   const secretBox = new SecretBox(keys.encryption, config.encryptionPreviousKeys);
   const auditLog = new AuditLogRepository(db.sequelize);
+  const sessions = new SessionsService({
+    users,
+    refreshTokens: new RefreshTokensRepository(db.sequelize),
+    passwords,
+    tokens: accessTokens,
+    revocations,
+    exemptions,
+    rateLimits,
+    metrics,
+    logger,
+    refreshTokenExpireDays: config.refreshTokenExpireDays,
+    refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
+  });
 
   return {
     config,
@@ -175,19 +188,7 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     rateLimits,
     authenticator: new Authenticator(accessTokens, users, revocations, metrics, exemptions),
     accounts: new AccountsService(users, passwords, metrics),
-    sessions: new SessionsService({
-      users,
-      refreshTokens: new RefreshTokensRepository(db.sequelize),
-      passwords,
-      tokens: accessTokens,
-      revocations,
-      exemptions,
-      rateLimits,
-      metrics,
-      logger,
-      refreshTokenExpireDays: config.refreshTokenExpireDays,
-      refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
-    }),
+    sessions,
     health: new HealthService(db, redis, lifecycle),
     secretBox,
     auditLog,
@@ -203,6 +204,7 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
       new AdminUsersRepository(users),
       passwords,
       auditLog,
+      sessions,
     ),
     secretRotation: new SecretRotationService(
       db.sequelize,

@@ -459,6 +459,40 @@ describe('updating users', () => {
     await login(t.app, u.email, u.password);
   });
 
+  test('when a deactivated user is reactivated, then the sessions from before stay ended', async () => {
+    const u = await signedInUser(t.app);
+    const refreshToken = u.tokens.refresh_token!;
+    await call(t.app, 'patch', `${USERS}/${u.user.id}`, admin.token, { is_active: false }).expect(
+      200,
+    );
+    await call(t.app, 'patch', `${USERS}/${u.user.id}`, admin.token, { is_active: true }).expect(
+      200,
+    );
+    const me = await call(t.app, 'get', ME, u.token).expect(401);
+    expect(me.body.code).toBe('invalid_token');
+    const refreshed = await request(t.app)
+      .post('/api/v1/auth/token')
+      .send({ grant_type: 'refresh_token', refresh_token: refreshToken })
+      .expect(401);
+    expect(refreshed.body.code).toBe('invalid_refresh_token');
+    const [row] = await t.sql(
+      'SELECT count(*)::int AS live FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL',
+      [u.user.id],
+    );
+    expect(row).toEqual({ live: 0 });
+  });
+
+  test('when only the admin flag changes, then the sessions of the user go on', async () => {
+    const u = await signedInUser(t.app);
+    await call(t.app, 'patch', `${USERS}/${u.user.id}`, admin.token, { is_admin: true }).expect(
+      200,
+    );
+    await call(t.app, 'patch', `${USERS}/${u.user.id}`, admin.token, { is_admin: false }).expect(
+      200,
+    );
+    await call(t.app, 'get', ME, u.token).expect(200);
+  });
+
   test('when the id is unknown, then 404 not_found and no audit entry', async () => {
     const id = randomUUID();
     const res = await call(t.app, 'patch', `${USERS}/${id}`, admin.token, {
@@ -471,6 +505,14 @@ describe('updating users', () => {
   test('when the id is not a uuid, then 422 on the path', async () => {
     const res = await call(t.app, 'patch', `${USERS}/not-a-uuid`, admin.token, {
       is_admin: true,
+    }).expect(422);
+    expect(res.body.errors[0].path).toBe('/path/id');
+  });
+
+  test('when the id is a urn:uuid (a format PostgreSQL refuses), then 422, not 500', async () => {
+    const u = await register(t.app);
+    const res = await call(t.app, 'patch', `${USERS}/urn:uuid:${u.user.id}`, admin.token, {
+      is_active: false,
     }).expect(422);
     expect(res.body.errors[0].path).toBe('/path/id');
   });

@@ -1,6 +1,7 @@
 import request from 'supertest';
 import {
   GOOD_PASSWORD,
+  login,
   register,
   startTestApp,
   uniqueEmail,
@@ -16,6 +17,16 @@ afterAll(async () => {
 });
 
 const TOKEN = '/api/v1/auth/token';
+
+async function loginOutcomes(): Promise<Record<string, number>> {
+  const m = await t.deps.metrics.logins.get();
+  return Object.fromEntries(m.values.map((v) => [String(v.labels.outcome), v.value]));
+}
+
+async function storedHash(userId: string): Promise<string> {
+  const [row] = await t.sql('SELECT hashed_password FROM users WHERE id = $1', [userId]);
+  return row!.hashed_password as string;
+}
 
 async function dummyVerifications(): Promise<number> {
   const m = await t.deps.metrics.passwordVerifications.get();
@@ -95,6 +106,24 @@ describe('failed logins are indistinguishable', () => {
     }
   });
 
+  test('when the password is wrong, the email unknown or the account inactive, then the login metric counts one and the same outcome', async () => {
+    const before = await loginOutcomes();
+    await request(t.app).post(TOKEN).send({ email, password: 'wrong-password' }).expect(401);
+    await request(t.app)
+      .post(TOKEN)
+      .send({ email: uniqueEmail('ghost'), password: GOOD_PASSWORD })
+      .expect(401);
+    await request(t.app)
+      .post(TOKEN)
+      .send({ email: inactiveEmail, password: GOOD_PASSWORD })
+      .expect(401);
+    const after = await loginOutcomes();
+    expect(after.invalid_credentials).toBe((before.invalid_credentials ?? 0) + 3);
+    expect(Object.keys(after).sort()).toEqual(
+      Object.keys({ ...before, invalid_credentials: 0 }).sort(),
+    );
+  });
+
   test('when the email is unknown, then a dummy bcrypt hash is still verified', async () => {
     const before = await dummyVerifications();
     await request(t.app)
@@ -122,4 +151,68 @@ test.each([
 ])('when the token request is a %s, then 422', async (_what, type, body) => {
   const res = await request(t.app).post(TOKEN).type(type).send(body).expect(422);
   expect(res.body.code).toBe('validation_failed');
+});
+
+describe('the grant is chosen by grant_type', () => {
+  test('when a password-grant form also carries a valid refresh_token, then the password decides and the refresh token is not spent', async () => {
+    const { email } = await register(t.app);
+    const pair = await login(t.app, email);
+    const res = await request(t.app)
+      .post(TOKEN)
+      .type('form')
+      .send({
+        grant_type: 'password',
+        username: email,
+        password: 'wrong-password',
+        refresh_token: pair.refresh_token,
+      })
+      .expect(401);
+    expect(res.body.code).toBe('invalid_credentials');
+    await request(t.app)
+      .post(TOKEN)
+      .send({ grant_type: 'refresh_token', refresh_token: pair.refresh_token })
+      .expect(200);
+  });
+
+  test('when a password-grant form with the right password carries an unknown refresh_token, then 200', async () => {
+    const { email, password } = await register(t.app);
+    const res = await request(t.app)
+      .post(TOKEN)
+      .type('form')
+      .send({ grant_type: 'password', username: email, password, refresh_token: 'x'.repeat(43) })
+      .expect(200);
+    expect(res.body.token_type).toBe('bearer');
+  });
+});
+
+describe('after BCRYPT_COST is raised', () => {
+  let raised: TestApp;
+  beforeAll(async () => {
+    raised = await startTestApp({ BCRYPT_COST: '5' }, { database: t.dbName });
+  });
+  afterAll(async () => {
+    await raised?.close();
+  });
+
+  test('when a user logs in, then the password is rehashed at the new cost and still logs in', async () => {
+    const { email, password, user } = await register(t.app);
+    expect(await storedHash(user.id)).toMatch(/^\$2[aby]\$04\$/);
+    await login(raised.app, email, 'wrong-password', 401);
+    expect(await storedHash(user.id)).toMatch(/^\$2[aby]\$04\$/);
+    await login(raised.app, email, password);
+    expect(await storedHash(user.id)).toMatch(/^\$2[aby]\$05\$/);
+    await login(raised.app, email, password);
+    await login(t.app, email, password);
+  });
+
+  test('when the password is changed, then the new hash has the new cost', async () => {
+    const { email, password, user } = await register(t.app);
+    const pair = await login(t.app, email, password);
+    await request(raised.app)
+      .post('/api/v1/auth/password')
+      .set('Authorization', `Bearer ${pair.access_token}`)
+      .send({ current_password: password, new_password: 'staple-battery-horse-correct' })
+      .expect(204);
+    expect(await storedHash(user.id)).toMatch(/^\$2[aby]\$05\$/);
+  });
 });

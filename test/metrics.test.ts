@@ -58,7 +58,9 @@ test('when /metrics is scraped after a flow, then it has request durations by op
   ).toBeGreaterThanOrEqual(1);
   expect(sample(text, 'auth_registrations_total{outcome="created"}')).toBeGreaterThanOrEqual(1);
   expect(sample(text, 'auth_logins_total{outcome="success"}')).toBeGreaterThanOrEqual(1);
-  expect(sample(text, 'auth_logins_total{outcome="unknown_email"}')).toBeGreaterThanOrEqual(1);
+  expect(sample(text, 'auth_logins_total{outcome="invalid_credentials"}')).toBeGreaterThanOrEqual(
+    1,
+  );
   expect(sample(text, 'auth_token_verifications_total{outcome="valid"}')).toBeGreaterThanOrEqual(1);
   expect(text).toMatch(/^auth_password_hash_duration_seconds_count\{op="[a-z_]+"\} [1-9]\d*$/m);
   // Default process metrics.

@@ -60,6 +60,15 @@ function me(app: Express, accessToken: string) {
   return request(app).get(ME).set('Authorization', `Bearer ${accessToken}`);
 }
 
+function jtiOf(accessToken: string): string {
+  const payload = accessToken.split('.')[1]!;
+  return (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { jti: string }).jti;
+}
+
+function logout(app: Express, accessToken: string) {
+  return request(app).post(LOGOUT).set('Authorization', `Bearer ${accessToken}`);
+}
+
 describe('refresh tokens', () => {
   test('when logging in, then a 256-bit base64url refresh token is returned and only its SHA-256 is stored', async () => {
     const { pair, userId } = await session(t.app);
@@ -107,6 +116,18 @@ describe('refresh tokens', () => {
     await refresh(strict.app, pair.refresh_token).expect(401);
     const res = await refresh(strict.app, third.refresh_token).expect(401);
     expect(res.body.code).toBe('invalid_refresh_token');
+  });
+
+  test('when a family is revoked for reuse, then every access token issued into it is refused too', async () => {
+    const { pair, email } = await session(strict.app);
+    const other = (await login(strict.app, email)) as Pair;
+    const second = (await refresh(strict.app, pair.refresh_token).expect(200)).body as Pair;
+    await refresh(strict.app, pair.refresh_token).expect(401);
+    for (const token of [pair.access_token, second.access_token]) {
+      const res = await me(strict.app, token).expect(401);
+      expect(res.body.code).toBe('invalid_token');
+    }
+    await me(strict.app, other.access_token).expect(200);
   });
 
   test('when one family is revoked for reuse, then another session of the same user keeps working', async () => {
@@ -226,6 +247,38 @@ describe('logout', () => {
       .send({ refresh_token: victim.pair.refresh_token })
       .expect(204);
     await refresh(t.app, victim.pair.refresh_token).expect(200);
+  });
+
+  test('when logging out with a refreshed pair, then the access tokens issued earlier in the session are refused too', async () => {
+    const { pair, email } = await session(t.app);
+    const other = (await login(t.app, email)) as Pair;
+    const second = (await refresh(t.app, pair.refresh_token).expect(200)).body as Pair;
+    await logout(t.app, second.access_token).expect(204);
+    for (const token of [second.access_token, pair.access_token]) {
+      const res = await me(t.app, token).expect(401);
+      expect(res.body.code).toBe('invalid_token');
+    }
+    await me(t.app, other.access_token).expect(200);
+  });
+
+  test('when logging out, then earlier access tokens are revoked until they expire and those past their lifetime are not stored', async () => {
+    const { pair } = await session(t.app);
+    const second = (await refresh(t.app, pair.refresh_token).expect(200)).body as Pair;
+    const third = (await refresh(t.app, second.refresh_token).expect(200)).body as Pair;
+    // The first pair was issued longer ago than an access token lives (30 minutes).
+    await t.sql(
+      `UPDATE refresh_tokens SET created_at = created_at - interval '31 minutes' WHERE token_hash = $1`,
+      [sha256(pair.refresh_token)],
+    );
+    await logout(t.app, third.access_token).expect(204);
+    expect(await t.deps.revocations.isRevoked(jtiOf(pair.access_token))).toBe(false);
+    expect(await t.deps.revocations.isRevoked(jtiOf(second.access_token))).toBe(true);
+    // Kept as long as the token lives (30 minutes), not just for a moment.
+    const ttl = await t.deps.redis!.ttl(
+      `${t.deps.redisKeyPrefix}revoked:${jtiOf(second.access_token)}`,
+    );
+    expect(ttl).toBeGreaterThan(25 * 60);
+    expect(ttl).toBeLessThanOrEqual(30 * 60 + 10);
   });
 
   test('when logging out without an access token, then 401', async () => {

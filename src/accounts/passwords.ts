@@ -42,6 +42,15 @@ export class PasswordHasher {
     return this.timed('hash', () => bcrypt.hash(password, this.cost));
   }
 
+  /** True when `hash` was made under another cost than the current one; unreadable ones stay. */
+  needsRehash(hash: string): boolean {
+    try {
+      return bcrypt.getRounds(hash) !== this.cost;
+    } catch {
+      return false;
+    }
+  }
+
   /** Constant-ish time compare. Passwords over 72 bytes can never match: bcrypt would truncate them. */
   async verify(password: string, hash: string): Promise<boolean> {
     this.metrics.passwordVerifications.inc({ kind: 'account' });

@@ -79,6 +79,18 @@ export class UsersRepository {
     })) as UserRecord | null;
   }
 
+  /**
+   * Swaps the stored hash for an equivalent one (same password, another cost), only if it is
+   * still `from`: a password changed meanwhile wins. Not a user-visible change: updated_at stays.
+   */
+  async replacePasswordHash(id: string, from: string, to: string): Promise<boolean> {
+    const [count] = await this.model.update(
+      { hashedPassword: to },
+      { where: { id, hashedPassword: from }, silent: true },
+    );
+    return count === 1;
+  }
+
   async update(
     id: string,
     changes: Partial<

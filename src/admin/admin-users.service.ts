@@ -2,6 +2,7 @@ import type { Sequelize } from 'sequelize';
 import { normaliseEmail } from '../accounts/accounts.service';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
+import type { SessionsService } from '../sessions/sessions.service';
 import { AppError, ConflictError, ErrorCode, NotFoundError, ValidationError } from '../errors';
 import type { AdminUsersRepository, UserListQuery } from './admin-users.repository';
 import type { Actor, AuditLogRepository } from './audit-log.repository';
@@ -42,6 +43,7 @@ export class AdminUsersService {
     private readonly adminUsers: AdminUsersRepository,
     private readonly passwords: PasswordHasher,
     private readonly audit: AuditLogRepository,
+    private readonly sessions: Pick<SessionsService, 'endAllSessions'>,
   ) {}
 
   list(q: UserListQuery): Promise<{ items: UserRecord[]; total: number }> {
@@ -51,6 +53,8 @@ export class AdminUsersService {
   /**
    * Changes a user's flags. Removing the last active admin (demotion or deactivation) is
    * refused: the admin rows are locked first, so concurrent removals are decided one at a time.
+   * Deactivation ends every session in the same transaction, so that a later reactivation does
+   * not bring old tokens back.
    */
   async update(id: string, changes: UserChanges, actor: Actor): Promise<UserRecord> {
     return this.sequelize.transaction(async (transaction) => {
@@ -66,6 +70,10 @@ export class AdminUsersService {
           ErrorCode.lastAdmin,
           'This is the last active administrator; promote another user first.',
         );
+      }
+      if (changes.isActive === false) {
+        // The user's row is already locked above, as the sessions' locking protocol wants.
+        await this.sessions.endAllSessions(id, transaction);
       }
       const after = await this.users.update(id, changes, transaction);
       if (!after) throw new NotFoundError('There is no user with this id.');

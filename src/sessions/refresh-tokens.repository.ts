@@ -160,6 +160,28 @@ export class RefreshTokensRepository {
     return row?.familyId ?? null;
   }
 
+  /**
+   * The access tokens issued into these families at or after `since`, whatever the state of
+   * their refresh tokens: those are the ones that may still be live.
+   */
+  async accessTokensOfFamilies(
+    familyIds: string[],
+    since: Date,
+    transaction?: Transaction,
+  ): Promise<{ accessJti: string; createdAt: Date }[]> {
+    if (familyIds.length === 0) return [];
+    return (await this.model.findAll({
+      attributes: ['accessJti', 'createdAt'],
+      where: {
+        familyId: { [Op.in]: familyIds },
+        accessJti: { [Op.ne]: null },
+        createdAt: { [Op.gte]: since },
+      },
+      raw: true,
+      transaction,
+    })) as unknown as { accessJti: string; createdAt: Date }[];
+  }
+
   private async revokeWhere(
     where: WhereOptions<RefreshTokenRecord>,
     reason: RevokedReason,

@@ -6,12 +6,21 @@ type TokenRequest = NonNullable<RequestBody<'issueToken'>>;
 type Grant =
   { kind: 'password'; email: string; password: string } | { kind: 'refresh'; refreshToken: string };
 
-/** The form carries OAuth2 grants; JSON carries {email, password} or the refresh grant. */
+/**
+ * The form carries OAuth2 grants; JSON carries {email, password} or the refresh grant.
+ * `grant_type` alone decides: the form admits extra members, so a password grant may carry a
+ * refresh_token, which must not turn it into a refresh.
+ */
 function grantOf(body: TokenRequest): Grant {
-  if ('refresh_token' in body) return { kind: 'refresh', refreshToken: body.refresh_token };
-  if ('username' in body)
-    return { kind: 'password', email: body.username, password: body.password };
-  return { kind: 'password', email: body.email, password: body.password };
+  if (!('grant_type' in body)) {
+    return { kind: 'password', email: body.email, password: body.password };
+  }
+  switch (body.grant_type) {
+    case 'refresh_token':
+      return { kind: 'refresh', refreshToken: body.refresh_token };
+    case 'password':
+      return { kind: 'password', email: body.username, password: body.password };
+  }
 }
 
 export function sessionHandlers(

@@ -6,7 +6,7 @@ import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import { ErrorCode, ForbiddenError, InvalidCredentialsError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
-import type { AccessTokens } from './access-tokens';
+import { CLOCK_TOLERANCE_SECONDS, type AccessTokens } from './access-tokens';
 import type { AuthContext } from './authenticator';
 import type { RateLimits } from './rate-limits';
 import type { RefreshTokenRecord, RefreshTokensRepository } from './refresh-tokens.repository';
@@ -51,6 +51,12 @@ function invalidRefreshToken(): UnauthorizedError {
   );
 }
 
+/** An access token to refuse until it would have expired anyway. */
+interface LiveAccessToken {
+  jti: string;
+  expiresAt: Date;
+}
+
 type RefreshOutcome =
   | { kind: 'issued'; pair: TokenPair }
   | { kind: 'invalid' }
@@ -67,7 +73,8 @@ export class SessionsService {
 
   /**
    * Wrong password, unknown email and inactive account are indistinguishable: same error,
-   * and the same bcrypt work (a dummy hash stands in for a missing account).
+   * the same bcrypt work (a dummy hash stands in for a missing account) and the same metric
+   * outcome.
    */
   async login(email: string, password: string, ip: string): Promise<TokenPair> {
     const normalised = normaliseEmail(email);
@@ -91,12 +98,12 @@ export class SessionsService {
     const user = await this.d.users.findByEmail(email);
     if (!user) {
       await this.d.passwords.verifyDummy(password);
-      this.d.metrics.logins.inc({ outcome: 'unknown_email' });
+      this.d.metrics.logins.inc({ outcome: 'invalid_credentials' });
       throw new InvalidCredentialsError();
     }
     const ok = await this.d.passwords.verify(password, user.hashedPassword);
     if (!ok || !user.isActive) {
-      this.d.metrics.logins.inc({ outcome: ok ? 'inactive' : 'wrong_password' });
+      this.d.metrics.logins.inc({ outcome: 'invalid_credentials' });
       throw new InvalidCredentialsError();
     }
     const pair = await this.d.refreshTokens.transaction(async (t) => {
@@ -109,7 +116,26 @@ export class SessionsService {
       this.d.metrics.logins.inc({ outcome: 'changed_meanwhile' });
       throw new InvalidCredentialsError();
     }
+    await this.upgradeHash(user, password);
     return pair;
+  }
+
+  /**
+   * A hash made under another BCRYPT_COST is replaced by one at the current cost, so that
+   * checking any account costs the same as checking the dummy hash. Best effort: the login
+   * has succeeded either way.
+   */
+  private async upgradeHash(user: UserRecord, password: string): Promise<void> {
+    if (!this.d.passwords.needsRehash(user.hashedPassword)) return;
+    try {
+      const hashedPassword = await this.d.passwords.hash(password);
+      await this.d.users.replacePasswordHash(user.id, user.hashedPassword, hashedPassword);
+    } catch (err) {
+      this.d.logger.warn(
+        { userId: user.id, error: err instanceof Error ? err.name : typeof err },
+        'could not rehash a password at the current cost',
+      );
+    }
   }
 
   /**
@@ -138,11 +164,13 @@ export class SessionsService {
     if (outcome.kind === 'issued') return outcome.pair;
     if (outcome.kind === 'reused') {
       // Outside the row lock above, so that two replays of one family cannot deadlock.
-      await this.endFamily(outcome.token.userId, outcome.token.familyId, 'reuse');
+      const live = await this.endFamily(outcome.token.userId, outcome.token.familyId, 'reuse');
       this.d.logger.warn(
         { userId: outcome.token.userId, familyId: outcome.token.familyId },
         'a spent refresh token was presented again: its family is revoked',
       );
+      // After the commit: the refresh tokens stay revoked even if the store fails here.
+      await this.revokeAccessTokens(live);
       throw new UnauthorizedError(
         ErrorCode.refreshTokenReused,
         'The refresh token was already used; the session has been ended.',
@@ -152,8 +180,9 @@ export class SessionsService {
   }
 
   /**
-   * Revokes the caller's access token on every replica, the session (refresh-token family) it
-   * was issued into, and the family of `refreshToken` if it belongs to the same user.
+   * Ends the session (refresh-token family) the caller's access token was issued into, and the
+   * family of `refreshToken` if it belongs to the same user: their refresh tokens are revoked,
+   * and so, on every replica, is every access token issued into them that may still be live.
    */
   async logout(auth: AuthContext, refreshToken?: string): Promise<void> {
     const other = refreshToken
@@ -168,8 +197,12 @@ export class SessionsService {
       for (const familyId of families) {
         await this.d.refreshTokens.revokeFamily(familyId, 'logout', new Date(), t);
       }
+      const live = await this.liveAccessTokens([...families], t);
       // Last: if the store fails, nothing is committed and the client can simply retry.
-      await this.d.revocations.revoke(auth.claims.jti, new Date(auth.claims.exp * 1000));
+      await this.revokeAccessTokens([
+        { jti: auth.claims.jti, expiresAt: new Date(auth.claims.exp * 1000) },
+        ...live.filter((a) => a.jti !== auth.claims.jti),
+      ]);
     });
   }
 
@@ -269,11 +302,36 @@ export class SessionsService {
     };
   }
 
-  private async endFamily(userId: string, familyId: string, reason: 'reuse'): Promise<void> {
-    await this.d.refreshTokens.transaction(async (t) => {
+  /** Revokes a family's refresh tokens; returns its access tokens that may still be live. */
+  private async endFamily(
+    userId: string,
+    familyId: string,
+    reason: 'reuse',
+  ): Promise<LiveAccessToken[]> {
+    return this.d.refreshTokens.transaction(async (t) => {
       await this.lockUser(userId, 'update', t);
       await this.d.refreshTokens.revokeFamily(familyId, reason, new Date(), t);
+      return this.liveAccessTokens([familyId], t);
     });
+  }
+
+  /**
+   * The access tokens issued into these families that may not have expired yet. A row's
+   * created_at is taken just after its token was signed, so created_at + lifetime is never
+   * before the token's `exp`; the verifier's clock tolerance keeps a token a little longer.
+   */
+  private async liveAccessTokens(familyIds: string[], t: Transaction): Promise<LiveAccessToken[]> {
+    const lifetimeMs = this.d.tokens.lifetimeSeconds * 1000;
+    const since = new Date(Date.now() - lifetimeMs - CLOCK_TOLERANCE_SECONDS * 1000);
+    const rows = await this.d.refreshTokens.accessTokensOfFamilies(familyIds, since, t);
+    return rows.map((r) => ({
+      jti: r.accessJti,
+      expiresAt: new Date(new Date(r.createdAt).getTime() + lifetimeMs),
+    }));
+  }
+
+  private async revokeAccessTokens(tokens: LiveAccessToken[]): Promise<void> {
+    await Promise.all(tokens.map((a) => this.d.revocations.revoke(a.jti, a.expiresAt)));
   }
 
   private async lockUser(
