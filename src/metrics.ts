@@ -45,12 +45,6 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
       registers,
     }),
-    passwordVerifications: new Counter({
-      name: 'auth_password_verifications_total',
-      help: 'bcrypt comparisons: against an account hash, or the dummy hash for unknown emails.',
-      labelNames: ['kind'] as const,
-      registers,
-    }),
     discogsCalls: new Counter({
       name: 'auth_discogs_upstream_calls_total',
       help: 'Calls to the Discogs API by endpoint and outcome.',

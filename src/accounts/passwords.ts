@@ -53,7 +53,6 @@ export class PasswordHasher {
 
   /** Constant-ish time compare. Passwords over 72 bytes can never match: bcrypt would truncate them. */
   async verify(password: string, hash: string): Promise<boolean> {
-    this.metrics.passwordVerifications.inc({ kind: 'account' });
     const ok = await this.timed('verify', () => bcrypt.compare(password, hash));
     return ok && Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES;
   }
@@ -65,7 +64,6 @@ export class PasswordHasher {
   async verifyDummy(password: string): Promise<false> {
     this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
     const hash = await this.dummyHash;
-    this.metrics.passwordVerifications.inc({ kind: 'dummy' });
     await this.timed('verify', () => bcrypt.compare(password, hash));
     return false;
   }
