@@ -150,6 +150,19 @@ test('when the user is deactivated directly in the database, then their token ge
   await expect401(`Bearer ${token}`);
 });
 
+test('when an operator deactivates and reactivates a user in SQL, then the old sessions stay ended', async () => {
+  const { user, token, tokens } = await signedInUser(t.app);
+  await t.sql('UPDATE users SET is_active = false WHERE id = $1', [user.id]);
+  await t.sql('UPDATE users SET is_active = true WHERE id = $1', [user.id]);
+  await expect401(`Bearer ${token}`);
+  const refresh = await request(t.app)
+    .post('/api/v1/auth/token')
+    .type('form')
+    .send({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token })
+    .expect(401);
+  expect(refresh.body.code).toBe('invalid_refresh_token');
+});
+
 test('when a token fails, then neither it nor the header appears in the error body', async () => {
   const token = sign(goodClaims(userId), 'another-secret-another-secret-1234567890');
   const res = await expect401(`Bearer ${token}`);
