@@ -1,14 +1,5 @@
-import { ConfigError, loadConfig } from '../src/config';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+import { loadConfig } from '../src/config';
+import { problemsOf } from './support/config';
 
 const SECRET = 'x'.repeat(40);
 const KEY = Buffer.alloc(32, 7).toString('base64');

@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import request from 'supertest';
 import { CLI_ACTOR } from '../src/admin/audit-log.repository';
-import { ConfigError, loadConfig } from '../src/config';
+import { loadConfig } from '../src/config';
+import { problemsOf } from './support/config';
 import { appConfigPurpose, oauthTokenPurpose } from '../src/crypto/purposes';
 import { SecretBox, keyId } from '../src/crypto/secret-box';
 import { AppError } from '../src/errors';
@@ -13,16 +14,6 @@ import { signedInUser, startTestApp, type TestApp } from './support/test-app';
  * Rotating ENCRYPTION_MASTER_KEY: several app instances over one database, each started with
  * a different key configuration, as an operator would roll them out.
  */
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
 
 describe('ENCRYPTION_PREVIOUS_KEYS', () => {
   test('when it is unset, then there are no previous keys', () => {

@@ -13,7 +13,12 @@ export interface AdminHandlerDeps {
   auditLog: AuditLogRepository;
 }
 
+/** The spec's defaults for `limit` and `offset`; the validator does not fill query defaults in. */
 const DEFAULT_LIMIT = 20;
+
+function pageOf(query: { limit?: number; offset?: number }): { limit: number; offset: number } {
+  return { limit: query.limit ?? DEFAULT_LIMIT, offset: query.offset ?? 0 };
+}
 
 function actorOf(auth: AuthContext | null, ctx: RequestContext): Actor {
   const { user } = requireAuth(auth);
@@ -66,8 +71,7 @@ export function adminHandlers(
       return { status: 204 };
     },
     async listUsers({ query }) {
-      const limit = query.limit ?? DEFAULT_LIMIT;
-      const offset = query.offset ?? 0;
+      const { limit, offset } = pageOf(query);
       const page = await d.adminUsers.list({
         limit,
         offset,
@@ -88,8 +92,7 @@ export function adminHandlers(
       return { status: 200, body: toAdminUser(user) };
     },
     async listAuditLog({ query }) {
-      const limit = query.limit ?? DEFAULT_LIMIT;
-      const offset = query.offset ?? 0;
+      const { limit, offset } = pageOf(query);
       const page = await d.auditLog.list({
         limit,
         offset,

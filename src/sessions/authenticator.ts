@@ -53,11 +53,15 @@ export class Authenticator {
       outcome('invalid');
       throw err;
     }
-    if (await this.revocations.isRevoked(claims.jti)) {
+    // Independent look-ups on every authenticated call: Redis and PostgreSQL in parallel.
+    const [revoked, user] = await Promise.all([
+      this.revocations.isRevoked(claims.jti),
+      this.users.findById(claims.sub),
+    ]);
+    if (revoked) {
       outcome('revoked');
       throw new UnauthorizedError(ErrorCode.invalidToken, 'The access token has been revoked.');
     }
-    const user = await this.users.findById(claims.sub);
     if (!user || !user.isActive) {
       outcome('inactive_user');
       throw new UnauthorizedError(
