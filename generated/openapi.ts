@@ -424,18 +424,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /**
-         * @description An RFC 9457 problem. `code` is stable; branch on it. Codes: `malformed_body`,
-         *     `malformed_request` (400 from the HTTP parser: bad request line or header),
-         *     `headers_too_large` (431), `payload_too_large`, `unsupported_media_type`,
-         *     `validation_failed`, `not_found`,
-         *     `method_not_allowed`, `missing_token`, `invalid_token`, `invalid_credentials`,
-         *     `invalid_refresh_token`, `refresh_token_reused`, `invalid_current_password`,
-         *     `forbidden`, `email_taken`, `conflict`, `last_admin`, `rate_limited`, `service_unavailable`,
-         *     `hash_capacity_exceeded`, `stored_secret_unreadable` (503: a secret stored encrypted
-         *     does not decrypt with the configured keys; an operator must restore its key),
-         *     `internal_error`.
-         */
+        /** @description An RFC 9457 problem. `code` is stable and comes from a closed list; branch on it. */
         Problem: {
             /**
              * Format: uri
@@ -459,10 +448,35 @@ export interface components {
              */
             detail: string;
             /**
-             * @description A stable machine-readable code.
+             * @description A stable machine-readable code, one of:
+             *
+             *     - `malformed_body`: 400: the body could not be parsed or read.
+             *     - `malformed_request`: 400: the HTTP parser refused the request (bad request line or header), or the path is not valid percent-encoding.
+             *     - `headers_too_large`: 431: the request headers are too large.
+             *     - `payload_too_large`: 413: the body is over 64 KiB.
+             *     - `unsupported_media_type`: 415: the body's content type, character set or encoding is not accepted.
+             *     - `validation_failed`: 422: a well-formed request that breaks the schema; `errors` lists each broken rule.
+             *     - `not_found`: 404: nothing at this path, or the resource does not exist.
+             *     - `method_not_allowed`: 405: the path exists but not with this method; `Allow` lists the methods.
+             *     - `missing_token`: 401: the operation needs a bearer token and none was sent.
+             *     - `invalid_token`: 401: the access token is malformed, expired, revoked or its account is gone.
+             *     - `invalid_credentials`: 401: wrong email or password, or an inactive account.
+             *     - `invalid_refresh_token`: 401: the refresh token is invalid, expired or revoked.
+             *     - `refresh_token_reused`: 401: a spent refresh token was presented again; its session has been ended.
+             *     - `invalid_current_password`: 403: the current password given to change it is wrong.
+             *     - `forbidden`: 403: authenticated but not allowed (for example, not an administrator).
+             *     - `email_taken`: 409: an account with this email already exists.
+             *     - `conflict`: 409: the resource changed meanwhile; try again.
+             *     - `last_admin`: 409: the change would leave no active administrator.
+             *     - `rate_limited`: 429: too many requests; `Retry-After` says when to try again.
+             *     - `service_unavailable`: 503: a dependency (database, Redis) is unavailable; `Retry-After` says when to retry.
+             *     - `hash_capacity_exceeded`: 503: password hashing is at capacity; retry after `Retry-After`.
+             *     - `stored_secret_unreadable`: 503: a secret stored encrypted does not decrypt with the configured keys; an operator must restore its key.
+             *     - `internal_error`: 500: a bug on our side; quote the `request_id`.
              * @example validation_failed
+             * @enum {string}
              */
-            code: string;
+            code: "malformed_body" | "malformed_request" | "headers_too_large" | "payload_too_large" | "unsupported_media_type" | "validation_failed" | "not_found" | "method_not_allowed" | "missing_token" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_current_password" | "forbidden" | "email_taken" | "conflict" | "last_admin" | "rate_limited" | "service_unavailable" | "hash_capacity_exceeded" | "stored_secret_unreadable" | "internal_error";
             /**
              * @description The `X-Request-Id` of this call; quote it when reporting a problem.
              * @example 7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11

@@ -1,10 +1,15 @@
+import type { components } from '../generated/openapi';
+
 /**
- * The stable, snake_case error codes clients branch on. Adding one is an API change:
- * document it in the spec's Problem schema description as well.
+ * The stable, snake_case error codes clients branch on: the spec's closed `Problem.code` enum.
+ * A new code: add it to the spec enum (with its description), regenerate (`npm run generate`),
+ * then name it here; a code the spec does not list does not compile.
  */
+export type ErrorCode = components['schemas']['Problem']['code'];
+
 export const ErrorCode = {
   malformedBody: 'malformed_body',
-  /** Refused by the HTTP parser itself (bad request line or header). */
+  /** Refused by the HTTP parser itself (bad request line or header), or a path not percent-encoded. */
   malformedRequest: 'malformed_request',
   headersTooLarge: 'headers_too_large',
   payloadTooLarge: 'payload_too_large',
@@ -27,26 +32,48 @@ export const ErrorCode = {
   hashCapacityExceeded: 'hash_capacity_exceeded',
   storedSecretUnreadable: 'stored_secret_unreadable',
   internalError: 'internal_error',
+} as const satisfies Record<string, ErrorCode>;
+
+/**
+ * The problem `title` of each status the service answers with: titles are never typed by hand,
+ * so one status always has one title. A new status needs its line here.
+ */
+export const STATUS_TITLES = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
 } as const;
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode] | (string & {});
+export type ProblemStatus = keyof typeof STATUS_TITLES;
 
 export interface FieldError {
   path: string;
   message: string;
 }
 
-/** Base of every error the service raises on purpose; anything else is a bug (500). */
+/**
+ * Base of every error the service raises on purpose; anything else is a bug (500). Raise one of
+ * the subclasses below (one per status); the title follows from the status.
+ */
 export class AppError extends Error {
-  readonly status: number;
+  readonly status: ProblemStatus;
   readonly code: ErrorCode;
   readonly title: string;
   readonly headers: Record<string, string>;
   readonly errors?: FieldError[];
 
   constructor(
-    status: number,
+    status: ProblemStatus,
     code: ErrorCode,
-    title: string,
     detail: string,
     opts: { headers?: Record<string, string>; errors?: FieldError[]; cause?: unknown } = {},
   ) {
@@ -54,15 +81,26 @@ export class AppError extends Error {
     this.name = new.target.name;
     this.status = status;
     this.code = code;
-    this.title = title;
+    this.title = STATUS_TITLES[status];
     this.headers = opts.headers ?? {};
     this.errors = opts.errors;
   }
 }
 
+/** 400: a body that cannot be parsed or read, or a request the HTTP parser refuses. */
+export class BadRequestError extends AppError {
+  constructor(
+    detail: string,
+    code:
+      typeof ErrorCode.malformedBody | typeof ErrorCode.malformedRequest = ErrorCode.malformedBody,
+  ) {
+    super(400, code, detail);
+  }
+}
+
 export class ValidationError extends AppError {
   constructor(errors: FieldError[], detail = 'The request does not match the schema.') {
-    super(422, ErrorCode.validationFailed, 'Unprocessable Content', detail, { errors });
+    super(422, ErrorCode.validationFailed, detail, { errors });
   }
 }
 
@@ -71,7 +109,7 @@ export class UnauthorizedError extends AppError {
     code: ErrorCode = ErrorCode.invalidToken,
     detail = 'The access token is missing or invalid.',
   ) {
-    super(401, code, 'Unauthorized', detail, {
+    super(401, code, detail, {
       headers: {
         'WWW-Authenticate':
           code === ErrorCode.missingToken ? 'Bearer' : 'Bearer error="invalid_token"',
@@ -82,41 +120,73 @@ export class UnauthorizedError extends AppError {
 
 export class InvalidCredentialsError extends AppError {
   constructor() {
-    super(
-      401,
-      ErrorCode.invalidCredentials,
-      'Unauthorized',
-      'The email or password is incorrect.',
-      {
-        headers: { 'WWW-Authenticate': 'Bearer' },
-      },
-    );
+    super(401, ErrorCode.invalidCredentials, 'The email or password is incorrect.', {
+      headers: { 'WWW-Authenticate': 'Bearer' },
+    });
   }
 }
 
 export class ForbiddenError extends AppError {
   constructor(detail = 'You are not allowed to do this.', code: ErrorCode = ErrorCode.forbidden) {
-    super(403, code, 'Forbidden', detail);
+    super(403, code, detail);
   }
 }
 
 export class NotFoundError extends AppError {
   constructor(detail = 'The resource does not exist.') {
-    super(404, ErrorCode.notFound, 'Not Found', detail);
+    super(404, ErrorCode.notFound, detail);
+  }
+}
+
+export class MethodNotAllowedError extends AppError {
+  /** `allow`: the methods the path accepts, for the `Allow` header (omitted when unknown). */
+  constructor(allow: string | undefined) {
+    super(405, ErrorCode.methodNotAllowed, 'This method is not allowed on this path.', {
+      headers: allow ? { Allow: allow.toUpperCase() } : {},
+    });
   }
 }
 
 export class ConflictError extends AppError {
   constructor(code: ErrorCode, detail: string) {
-    super(409, code, 'Conflict', detail);
+    super(409, code, detail);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor() {
+    super(413, ErrorCode.payloadTooLarge, 'The request body is larger than 65536 bytes.');
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(detail: string) {
+    super(415, ErrorCode.unsupportedMediaType, detail);
   }
 }
 
 export class TooManyRequestsError extends AppError {
   constructor(retryAfterSeconds: number, detail = 'Too many requests; try again later.') {
-    super(429, ErrorCode.rateLimited, 'Too Many Requests', detail, {
+    super(429, ErrorCode.rateLimited, detail, {
       headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
     });
+  }
+}
+
+export class HeadersTooLargeError extends AppError {
+  constructor() {
+    super(431, ErrorCode.headersTooLarge, 'The request headers are too large.');
+  }
+}
+
+/** 500: a bug. The detail never says more; the log has the cause. */
+export class InternalError extends AppError {
+  constructor() {
+    super(
+      500,
+      ErrorCode.internalError,
+      'Something went wrong on our side. Quote the request id if you report it.',
+    );
   }
 }
 
@@ -126,7 +196,7 @@ export class ServiceUnavailableError extends AppError {
     code: ErrorCode = ErrorCode.serviceUnavailable,
     retryAfterSeconds = 1,
   ) {
-    super(503, code, 'Service Unavailable', detail, {
+    super(503, code, detail, {
       headers: { 'Retry-After': String(retryAfterSeconds) },
     });
   }
@@ -139,7 +209,7 @@ export class ServiceUnavailableError extends AppError {
  */
 export class StoredSecretUnreadableError extends AppError {
   constructor(detail: string, cause?: unknown) {
-    super(503, ErrorCode.storedSecretUnreadable, 'Service Unavailable', detail, {
+    super(503, ErrorCode.storedSecretUnreadable, detail, {
       headers: { 'Retry-After': '60' },
       cause,
     });

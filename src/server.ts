@@ -1,13 +1,11 @@
 import 'dotenv/config';
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { createApp, createHealthApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { migrate } from './db/migrator';
 import { createDeps, type Deps } from './deps';
-import { ErrorCode } from './errors';
+import { answerClientError } from './http/problem';
 
 export interface RunningService {
   deps: Deps;
@@ -70,39 +68,6 @@ function drain(
     server.close(() => done('drained'));
     server.closeIdleConnections();
   });
-}
-
-/**
- * Requests Node's parser refuses (an unknown method, a malformed or oversized header) never
- * reach Express; answer them as problem+json with a request id too, then close.
- */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const title = tooLarge ? 'Request Header Fields Too Large' : 'Bad Request';
-  const requestId = randomUUID();
-  const code = tooLarge ? ErrorCode.headersTooLarge : ErrorCode.malformedRequest;
-  const body = JSON.stringify({
-    type: `https://docs.example.com/problems/${code}`,
-    title,
-    status,
-    detail: tooLarge ? 'The request headers are too large.' : 'The request could not be parsed.',
-    code,
-    request_id: requestId,
-  });
-  socket.end(
-    `HTTP/1.1 ${status} ${title}\r\n` +
-      'Content-Type: application/problem+json\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      `X-Request-Id: ${requestId}\r\n` +
-      'X-Content-Type-Options: nosniff\r\n' +
-      'Connection: close\r\n\r\n' +
-      body,
-  );
 }
 
 export async function startService(config: Readonly<Config>): Promise<RunningService> {

@@ -7,7 +7,7 @@ import request from 'supertest';
 import { createApp, createHealthApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createDeps, type Deps } from '../src/deps';
-import { answerClientError } from '../src/server';
+import { answerClientError } from '../src/http/problem';
 import { signedInUser, startTestApp, TEST_JWT_SECRET, type TestApp } from './support/test-app';
 
 let t: TestApp;

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCode } from '../src/errors';
 import { loadSpec } from '../src/http/spec';
 
 /** Rules of the contract that the linter does not check: client teams depend on them. */
@@ -88,4 +91,29 @@ test('when an operation needs a bearer token, then it declares 401', () => {
     );
     if (secured) expect(Object.keys(op.responses)).toContain('401');
   }
+});
+
+/** Every `.ts` file under src/, read once for the error-code scan below. */
+function sourceFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(p);
+    return e.name.endsWith('.ts') ? [fs.readFileSync(p, 'utf8')] : [];
+  });
+}
+
+test('when the spec lists an error code, then the code names it and something in src raises it', () => {
+  const problem = deref<{ properties: { code: { enum?: string[] } } }>({
+    $ref: '#/components/schemas/Problem',
+  });
+  const listed = problem.properties.code.enum ?? [];
+  expect(listed.length).toBeGreaterThan(0);
+  expect([...listed].sort()).toEqual(Object.values(ErrorCode).sort());
+  // The compiler checks the other direction: src/errors.ts accepts only listed codes.
+  const src = sourceFiles(path.join(__dirname, '..', 'src')).join('\n');
+  const used = new Set([...src.matchAll(/\bErrorCode\.(\w+)\b/g)].map((m) => m[1]));
+  const neverRaised = Object.entries(ErrorCode)
+    .filter(([name]) => !used.has(name))
+    .map(([, code]) => code);
+  expect(neverRaised).toEqual([]);
 });

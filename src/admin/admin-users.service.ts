@@ -3,7 +3,7 @@ import { normaliseEmail } from '../accounts/accounts.service';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import type { SessionsService } from '../sessions/sessions.service';
-import { AppError, ConflictError, ErrorCode, NotFoundError, ValidationError } from '../errors';
+import { ConflictError, ErrorCode, NotFoundError, ValidationError } from '../errors';
 import type { AdminUsersRepository, UserListQuery } from './admin-users.repository';
 import type { Actor, AuditLogRepository } from './audit-log.repository';
 
@@ -125,10 +125,8 @@ export class AdminUsersService {
       if (!before) {
         if (hashedPassword === null) {
           // Deleted between the check and the transaction.
-          throw new AppError(
-            409,
+          throw new ConflictError(
             ErrorCode.conflict,
-            'Conflict',
             'The account changed meanwhile; run the command again.',
           );
         }

@@ -1,19 +1,32 @@
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, Response } from 'express';
-import { AppError, ErrorCode, ServiceUnavailableError, type FieldError } from '../errors';
+import {
+  AppError,
+  BadRequestError,
+  ErrorCode,
+  ForbiddenError,
+  HeadersTooLargeError,
+  InternalError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from '../errors';
+import type { Schemas } from './contract';
 
-/** The one place where errors become HTTP responses (RFC 9457 problem+json). */
+/**
+ * The one place where errors become HTTP responses (RFC 9457 problem+json): errors raised while
+ * Express handles a request (`problemHandler`) and requests Node's HTTP parser refuses before
+ * Express sees them (`answerClientError`). Both build the body with `problemBody`.
+ */
 
 const PROBLEM_BASE = 'https://docs.example.com/problems/';
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  request_id: string;
-  errors?: FieldError[];
-}
+export type Problem = Schemas['Problem'];
 
 interface EovError {
   status: number;
@@ -49,80 +62,35 @@ function fromEov(err: EovError): AppError {
   switch (err.status) {
     case 400:
       if (err.errors?.some((e) => /malformed uri/i.test(e.message ?? ''))) {
-        return new AppError(
-          400,
-          ErrorCode.malformedRequest,
-          'Bad Request',
+        return new BadRequestError(
           'The request path is not valid percent-encoding.',
+          ErrorCode.malformedRequest,
         );
       }
-      return new AppError(
-        422,
-        ErrorCode.validationFailed,
-        'Unprocessable Content',
-        'The request does not match the schema.',
-        {
-          errors: (err.errors ?? []).map((e) => ({
-            path: normalisePath(e.path ?? '', err.path),
-            message: e.message ?? 'is invalid',
-          })),
-        },
+      return new ValidationError(
+        (err.errors ?? []).map((e) => ({
+          path: normalisePath(e.path ?? '', err.path),
+          message: e.message ?? 'is invalid',
+        })),
       );
     case 401:
-      return new AppError(
-        401,
-        ErrorCode.missingToken,
-        'Unauthorized',
-        'An access token is required.',
-        {
-          headers: { 'WWW-Authenticate': 'Bearer' },
-        },
-      );
+      return new UnauthorizedError(ErrorCode.missingToken, 'An access token is required.');
     case 403:
-      return new AppError(403, ErrorCode.forbidden, 'Forbidden', 'You are not allowed to do this.');
+      return new ForbiddenError();
     case 404:
-      return new AppError(404, ErrorCode.notFound, 'Not Found', 'There is nothing at this path.');
+      return new NotFoundError('There is nothing at this path.');
     case 405:
-      return new AppError(
-        405,
-        ErrorCode.methodNotAllowed,
-        'Method Not Allowed',
-        'This method is not allowed on this path.',
-        {
-          headers: err.headers?.Allow ? { Allow: err.headers.Allow.toUpperCase() } : {},
-        },
-      );
+      return new MethodNotAllowedError(err.headers?.Allow);
     case 413:
-      return payloadTooLarge();
+      return new PayloadTooLargeError();
     case 415:
-      return new AppError(
-        415,
-        ErrorCode.unsupportedMediaType,
-        'Unsupported Media Type',
+      return new UnsupportedMediaTypeError(
         "The body's content type is not accepted by this operation.",
       );
     default:
       // Response validation failures and other validator faults: our bug, not the client's.
-      return internal();
+      return new InternalError();
   }
-}
-
-function payloadTooLarge(): AppError {
-  return new AppError(
-    413,
-    ErrorCode.payloadTooLarge,
-    'Content Too Large',
-    'The request body is larger than 65536 bytes.',
-  );
-}
-
-function internal(): AppError {
-  return new AppError(
-    500,
-    ErrorCode.internalError,
-    'Internal Server Error',
-    'Something went wrong on our side. Quote the request id if you report it.',
-  );
 }
 
 const REQUEST_PARTS = /^\/(body|query|path|headers|cookies)(?=\/|$)/;
@@ -161,54 +129,29 @@ export function toAppError(err: unknown): AppError {
   if (isBodyParserError(err)) {
     switch (err.type) {
       case 'entity.parse.failed':
-        return new AppError(
-          400,
-          ErrorCode.malformedBody,
-          'Bad Request',
-          'The request body could not be parsed.',
-        );
+        return new BadRequestError('The request body could not be parsed.');
       case 'entity.too.large':
-        return payloadTooLarge();
+        return new PayloadTooLargeError();
       case 'encoding.unsupported':
       case 'charset.unsupported':
-        return new AppError(
-          415,
-          ErrorCode.unsupportedMediaType,
-          'Unsupported Media Type',
+        return new UnsupportedMediaTypeError(
           "The body's character set or encoding is not supported.",
         );
       case 'request.aborted':
       case 'request.size.invalid':
       case 'stream.encoding.set':
-        return new AppError(
-          400,
-          ErrorCode.malformedBody,
-          'Bad Request',
-          'The request body could not be read.',
-        );
+        return new BadRequestError('The request body could not be read.');
     }
   }
   // Any other client error raised while reading the body (too many form fields, a corrupt
   // gzip stream, ...) carries an exposable 4xx status: it is the client's, never our 500.
   const status = clientErrorStatus(err);
-  if (status === 413) return payloadTooLarge();
+  if (status === 413) return new PayloadTooLargeError();
   if (status === 415) {
-    return new AppError(
-      415,
-      ErrorCode.unsupportedMediaType,
-      'Unsupported Media Type',
-      "The body's content type or encoding is not supported.",
-    );
+    return new UnsupportedMediaTypeError("The body's content type or encoding is not supported.");
   }
-  if (status !== undefined) {
-    return new AppError(
-      400,
-      ErrorCode.malformedBody,
-      'Bad Request',
-      'The request body could not be read.',
-    );
-  }
-  return internal();
+  if (status !== undefined) return new BadRequestError('The request body could not be read.');
+  return new InternalError();
 }
 
 /** The status of an http-errors style error that is safe to show (4xx, `expose: true`). */
@@ -225,7 +168,8 @@ function clientErrorStatus(err: unknown): number | undefined {
     : undefined;
 }
 
-export function sendProblem(res: Response, err: AppError, requestId: string): void {
+/** The problem+json body of an error; the `type` URL is the documentation page of its code. */
+export function problemBody(err: AppError, requestId: string): Problem {
   const body: Problem = {
     type: PROBLEM_BASE + err.code,
     title: err.title,
@@ -235,8 +179,41 @@ export function sendProblem(res: Response, err: AppError, requestId: string): vo
     request_id: requestId,
   };
   if (err.errors) body.errors = err.errors;
+  return body;
+}
+
+export function sendProblem(res: Response, err: AppError, requestId: string): void {
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  res.status(err.status).type('application/problem+json').send(JSON.stringify(body));
+  res
+    .status(err.status)
+    .type('application/problem+json')
+    .send(JSON.stringify(problemBody(err, requestId)));
+}
+
+/**
+ * Requests Node's parser refuses (an unknown method, a malformed or oversized header) never
+ * reach Express; answer them as problem+json with a request id too, then close.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const appErr =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new HeadersTooLargeError()
+      : new BadRequestError('The request could not be parsed.', ErrorCode.malformedRequest);
+  const requestId = randomUUID();
+  const body = JSON.stringify(problemBody(appErr, requestId));
+  socket.end(
+    `HTTP/1.1 ${appErr.status} ${appErr.title}\r\n` +
+      'Content-Type: application/problem+json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${requestId}\r\n` +
+      'X-Content-Type-Options: nosniff\r\n' +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
 }
 
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
