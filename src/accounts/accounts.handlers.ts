@@ -1,7 +1,8 @@
 import type { HandlerMap } from '../http/contract';
 import { requireAuth } from '../http/contract';
 import type { RateLimits } from '../sessions/rate-limits';
-import { toPublicUser, type AccountsService } from './accounts.service';
+import type { AccountsService } from './accounts.service';
+import { toUser } from './accounts.views';
 
 export function accountHandlers(
   accounts: AccountsService,
@@ -11,10 +12,10 @@ export function accountHandlers(
     async registerUser({ body, ctx }) {
       await rateLimits.registration(ctx.ip);
       const user = await accounts.register(body.email, body.password);
-      return { status: 201, body: toPublicUser(user) };
+      return { status: 201, body: toUser(user) };
     },
     async getCurrentUser({ auth }) {
-      return { status: 200, body: toPublicUser(requireAuth(auth).user) };
+      return { status: 200, body: toUser(requireAuth(auth).user) };
     },
   };
 }

@@ -1,30 +1,8 @@
 import type { Metrics } from '../metrics';
 import { AppError } from '../errors';
+import { normaliseEmail } from './email';
 import { assertNewPassword, type PasswordHasher } from './passwords';
 import type { UserRecord, UsersRepository } from './users.repository';
-
-/** Emails are stored trimmed and lower-cased; every lookup goes through this. */
-export function normaliseEmail(email: string): string {
-  return email.trim().toLowerCase();
-}
-
-export interface PublicUser {
-  id: string;
-  email: string;
-  is_active: boolean;
-  is_admin: boolean;
-  created_at: string;
-}
-
-export function toPublicUser(u: UserRecord): PublicUser {
-  return {
-    id: u.id,
-    email: u.email,
-    is_active: u.isActive,
-    is_admin: u.isAdmin,
-    created_at: new Date(u.createdAt).toISOString(),
-  };
-}
 
 export class AccountsService {
   constructor(

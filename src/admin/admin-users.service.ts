@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { normaliseEmail } from '../accounts/accounts.service';
+import { assertEmail, normaliseEmail } from '../accounts/email';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import type { SessionsService } from '../sessions/sessions.service';
@@ -13,18 +13,6 @@ export interface UserChanges {
 }
 
 export type CreateAdminOutcome = 'created' | 'promoted' | 'unchanged';
-
-// The same check as the spec's `format: email` (ajv-formats, fast mode); the CLI has no validator.
-const EMAIL =
-  /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i;
-
-export function assertEmail(email: string, field: string): void {
-  if (email.length > 255 || !EMAIL.test(email)) {
-    throw new ValidationError([
-      { path: field, message: 'must be a valid email address of at most 255 characters' },
-    ]);
-  }
-}
 
 type Change<T> = { from: T; to: T };
 

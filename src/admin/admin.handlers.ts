@@ -1,11 +1,10 @@
-import { toPublicUser } from '../accounts/accounts.service';
-import type { UserRecord } from '../accounts/users.repository';
-import type { HandlerMap, RequestContext, Schemas } from '../http/contract';
+import type { HandlerMap, RequestContext } from '../http/contract';
 import { requireAuth } from '../http/contract';
 import type { AuthContext } from '../sessions/authenticator';
 import type { AdminUsersService, UserChanges } from './admin-users.service';
-import type { Actor, AuditEntryRecord, AuditLogRepository } from './audit-log.repository';
-import { toDiscogsConfigView, type DiscogsConfigService } from './discogs-config.service';
+import { toAdminUser, toAuditEntry, toDiscogsConfig } from './admin.views';
+import type { Actor, AuditLogRepository } from './audit-log.repository';
+import type { DiscogsConfigService } from './discogs-config.service';
 
 export interface AdminHandlerDeps {
   discogsConfig: DiscogsConfigService;
@@ -25,25 +24,6 @@ function actorOf(auth: AuthContext | null, ctx: RequestContext): Actor {
   return { userId: user.id, label: user.email, requestId: ctx.requestId, ip: ctx.ip };
 }
 
-function toAdminUser(u: UserRecord): Schemas['AdminUser'] {
-  return { ...toPublicUser(u), updated_at: new Date(u.updatedAt).toISOString() };
-}
-
-function toAuditEntry(e: AuditEntryRecord): Schemas['AuditLogEntry'] {
-  return {
-    id: e.id,
-    actor_user_id: e.actorUserId,
-    actor_label: e.actorLabel,
-    action: e.action,
-    target_type: e.targetType,
-    target_id: e.targetId,
-    details: e.details,
-    request_id: e.requestId,
-    client_ip: e.clientIp,
-    created_at: new Date(e.createdAt).toISOString(),
-  };
-}
-
 export function adminHandlers(
   d: AdminHandlerDeps,
 ): Pick<
@@ -57,14 +37,14 @@ export function adminHandlers(
 > {
   return {
     async getDiscogsConfig() {
-      return { status: 200, body: toDiscogsConfigView(await d.discogsConfig.status()) };
+      return { status: 200, body: toDiscogsConfig(await d.discogsConfig.status()) };
     },
     async putDiscogsConfig({ body, auth, ctx }) {
       const status = await d.discogsConfig.update(
         { consumerKey: body.consumer_key, consumerSecret: body.consumer_secret },
         actorOf(auth, ctx),
       );
-      return { status: 200, body: toDiscogsConfigView(status) };
+      return { status: 200, body: toDiscogsConfig(status) };
     },
     async deleteDiscogsConfig({ auth, ctx }) {
       await d.discogsConfig.remove(actorOf(auth, ctx));

@@ -1,12 +1,11 @@
 import pino from 'pino';
-import { normaliseEmail } from '../accounts/accounts.service';
+import { assertEmail, normaliseEmail } from '../accounts/email';
 import { ConfigError, loadConfig } from '../config';
 import type { Deps } from '../deps';
 import { AppError } from '../errors';
 import { createLogger } from '../logger';
-import { assertEmail } from './admin-users.service';
 import { CLI_ACTOR } from './audit-log.repository';
-import { toDiscogsConfigView } from './discogs-config.service';
+import { toDiscogsConfig } from './admin.views';
 import { canPrompt, promptHidden, promptVisible, PromptAborted } from './prompt';
 
 /** sysexits(3) codes, so scripts can tell a typo from bad data from an outage. */
@@ -195,7 +194,7 @@ async function discogsSetup(args: string[], io: CliIo): Promise<number> {
 async function discogsShow(args: string[], io: CliIo): Promise<number> {
   const opts = parseOptions(args, [], ['json']);
   return withDeps(io, async (deps) => {
-    const view = toDiscogsConfigView(await deps.discogsConfig.status());
+    const view = toDiscogsConfig(await deps.discogsConfig.status());
     if (opts.json) {
       io.out(JSON.stringify(view));
     } else {

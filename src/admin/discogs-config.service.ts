@@ -26,22 +26,6 @@ export interface DiscogsConfigStatus {
   updatedAt: Date | null;
 }
 
-export interface DiscogsConfigView {
-  configured: boolean;
-  consumer_key: string | null;
-  consumer_secret_set: boolean;
-  updated_at: string | null;
-}
-
-export function toDiscogsConfigView(s: DiscogsConfigStatus): DiscogsConfigView {
-  return {
-    configured: s.configured,
-    consumer_key: s.maskedKey,
-    consumer_secret_set: s.secretSet,
-    updated_at: s.updatedAt ? s.updatedAt.toISOString() : null,
-  };
-}
-
 /** At most the last 4 characters, and only of a key long enough that they give little away. */
 export function maskKey(key: string): string {
   return key.length >= 12 ? `****${key.slice(-4)}` : '****';

@@ -1,5 +1,6 @@
 import { requireAuth, type HandlerMap, type RequestBody } from '../http/contract';
 import type { SessionsService, TokenPair } from './sessions.service';
+import { toTokenResponse } from './sessions.views';
 
 type TokenRequest = NonNullable<RequestBody<'issueToken'>>;
 
@@ -33,7 +34,7 @@ export function sessionHandlers(
         grant.kind === 'refresh'
           ? await sessions.refresh(grant.refreshToken)
           : await sessions.login(grant.email, grant.password, ctx.ip);
-      return { status: 200, body: pair };
+      return { status: 200, body: toTokenResponse(pair) };
     },
     async logout({ body, auth }) {
       await sessions.logout(requireAuth(auth), body?.refresh_token);

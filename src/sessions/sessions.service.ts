@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Transaction } from 'sequelize';
-import { normaliseEmail } from '../accounts/accounts.service';
+import { normaliseEmail } from '../accounts/email';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import { ErrorCode, ForbiddenError, InvalidCredentialsError, UnauthorizedError } from '../errors';
@@ -13,11 +13,12 @@ import type { RefreshTokenRecord, RefreshTokensRepository } from './refresh-toke
 import type { RevocationStore } from './revocations';
 import { waitPastCutoff, type TokenCutoffExemptions } from './token-cutoffs';
 
+/** A freshly issued session: the handler's view turns it into the spec's TokenResponse. */
 export interface TokenPair {
-  access_token: string;
-  token_type: 'bearer';
-  expires_in: number;
-  refresh_token: string;
+  accessToken: string;
+  /** Seconds until the access token expires. */
+  expiresIn: number;
+  refreshToken: string;
 }
 
 export interface SessionsServiceDeps {
@@ -293,12 +294,7 @@ export class SessionsService {
     );
     return {
       id: row.id,
-      pair: {
-        access_token: access.token,
-        token_type: 'bearer',
-        expires_in: access.expiresIn,
-        refresh_token: refresh.token,
-      },
+      pair: { accessToken: access.token, expiresIn: access.expiresIn, refreshToken: refresh.token },
     };
   }
 
