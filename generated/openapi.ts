@@ -182,8 +182,8 @@ export interface paths {
         put?: never;
         /**
          * Register an account
-         * @description Creates an account. The email must be a bare address (no surrounding spaces); it is
-         *     lower-cased before it is stored, and is unique in any letter case: a second
+         * @description Creates an account. The email is trimmed and lower-cased before it is stored, and is
+         *     unique in any letter case: a second
          *     registration of the same address is 409, also when
          *     identical requests race (exactly one succeeds). The password must be at least 8
          *     characters and at most 72 bytes in UTF-8 (bcrypt's limit); a longer one is refused,
@@ -486,10 +486,10 @@ export interface components {
             errors?: {
                 /**
                  * @description JSON Pointer into the request, prefixed with its part (`/body`, `/query`, `/path`).
-                 * @example /body/email
+                 * @example /body/password
                  */
                 path: string;
-                /** @example must match format "email" */
+                /** @example must NOT have fewer than 8 characters */
                 message: string;
             }[];
         };
@@ -518,8 +518,8 @@ export interface components {
             [key: string]: "ok" | "down" | "disabled" | "unknown" | "pending";
         };
         /**
-         * Format: email
-         * @description An email address; stored trimmed and lower-cased.
+         * @description An email address (the HTML `type=email` rule), at most 255 characters once trimmed.
+         *     Surrounding white space is ignored: the address is stored trimmed and lower-cased.
          * @example ada@example.com
          */
         Email: string;
@@ -809,8 +809,8 @@ export interface components {
                  *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
                  *       "errors": [
                  *         {
-                 *           "path": "/body/email",
-                 *           "message": "must match format \"email\""
+                 *           "path": "/body/password",
+                 *           "message": "must NOT have fewer than 8 characters"
                  *         }
                  *       ]
                  *     }

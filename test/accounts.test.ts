@@ -49,10 +49,65 @@ describe('register', () => {
     expect(rows[0]!.email).toBe(email.toLowerCase());
   });
 
-  test('when the email has surrounding spaces, then 422 (a bare address is required)', async () => {
+  test('when the email has surrounding spaces, then it is stored trimmed and lower-cased', async () => {
+    const bare = uniqueEmail('Ada').replace('@example.com', '@Example.COM');
     const res = await request(t.app)
       .post(REGISTER)
-      .send({ email: `  ${uniqueEmail()} `, password: GOOD_PASSWORD })
+      .send({ email: `  ${bare} `, password: GOOD_PASSWORD })
+      .expect(201);
+    expect(res.body.email).toBe(bare.toLowerCase());
+    const rows = await t.sql('SELECT email FROM users WHERE id = $1', [res.body.id]);
+    expect(rows[0]!.email).toBe(bare.toLowerCase());
+  });
+
+  test('when the email had surrounding spaces, then the account logs in with it trimmed or not', async () => {
+    const bare = uniqueEmail('Ada').toUpperCase();
+    await request(t.app)
+      .post(REGISTER)
+      .send({ email: `\t${bare}  `, password: GOOD_PASSWORD })
+      .expect(201);
+    for (const email of [bare.toLowerCase(), ` ${bare} `, `\t${bare}  `]) {
+      const json = await request(t.app)
+        .post('/api/v1/auth/token')
+        .send({ email, password: GOOD_PASSWORD });
+      expect({ email, status: json.status }).toEqual({ email, status: 200 });
+    }
+    await request(t.app)
+      .post('/api/v1/auth/token')
+      .type('form')
+      .send({ grant_type: 'password', username: `  ${bare} `, password: GOOD_PASSWORD })
+      .expect(200);
+  });
+
+  test('when the email has surrounding spaces and is taken once trimmed, then 409 email_taken', async () => {
+    const { email } = await register(t.app);
+    const res = await request(t.app)
+      .post(REGISTER)
+      .send({ email: `  ${email.toUpperCase()} `, password: GOOD_PASSWORD })
+      .expect(409);
+    expect(res.body.code).toBe('email_taken');
+  });
+
+  test('when the email is 255 characters once trimmed, then spaces around it do not count', async () => {
+    const email =
+      'a'.repeat(255 - '@example.com'.length - 8) +
+      uniqueEmail('').slice(-20, -12) +
+      '@example.com';
+    expect(email).toHaveLength(255);
+    const res = await request(t.app)
+      .post(REGISTER)
+      .send({ email: `   ${email}   `, password: GOOD_PASSWORD })
+      .expect(201);
+    expect(res.body.email).toBe(email);
+  });
+
+  test.each([
+    ['spaces inside the address', 'ada lovelace@example.com'],
+    ['only spaces', '   '],
+  ])('when the email has %s, then 422 naming it', async (_what, email) => {
+    const res = await request(t.app)
+      .post(REGISTER)
+      .send({ email, password: GOOD_PASSWORD })
       .expect(422);
     expect(res.body.errors[0].path).toBe('/body/email');
   });

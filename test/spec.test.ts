@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode } from '../src/errors';
+import { EMAIL, EMAIL_MAX_LENGTH } from '../src/accounts/email';
 import { loadSpec } from '../src/http/spec';
 
 /** Rules of the contract that the linter does not check: client teams depend on them. */
@@ -116,4 +117,10 @@ test('when the spec lists an error code, then the code names it and something in
     .filter(([name]) => !used.has(name))
     .map(([, code]) => code);
   expect(neverRaised).toEqual([]);
+});
+
+test('when the spec checks an email, then it is the same rule the code applies, with white space around', () => {
+  const email = deref<{ pattern: string }>({ $ref: '#/components/schemas/Email' });
+  const core = EMAIL.source.slice(1, -1); // without ^ and $
+  expect(email.pattern).toBe(`^\\s*(?=\\S{1,${EMAIL_MAX_LENGTH}}\\s*$)${core}\\s*$`);
 });
