@@ -1,8 +1,7 @@
-import type { Sequelize } from 'sequelize';
 import { assertEmail, normaliseEmail } from '../accounts/email';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
-import type { SessionsService } from '../sessions/sessions.service';
+import type { Database } from '../db/database';
 import { ConflictError, ErrorCode, NotFoundError, ValidationError } from '../errors';
 import type { AdminUsersRepository, UserListQuery } from './admin-users.repository';
 import type { Actor, AuditLogRepository } from './audit-log.repository';
@@ -26,12 +25,11 @@ function diff(before: UserRecord, changes: UserChanges): Record<string, Change<b
 
 export class AdminUsersService {
   constructor(
-    private readonly sequelize: Sequelize,
+    private readonly db: Pick<Database, 'transaction'>,
     private readonly users: UsersRepository,
     private readonly adminUsers: AdminUsersRepository,
     private readonly passwords: PasswordHasher,
     private readonly audit: AuditLogRepository,
-    private readonly sessions: Pick<SessionsService, 'endAllSessions'>,
   ) {}
 
   list(q: UserListQuery): Promise<{ items: UserRecord[]; total: number }> {
@@ -41,13 +39,14 @@ export class AdminUsersService {
   /**
    * Changes a user's flags. Removing the last active admin (demotion or deactivation) is
    * refused: the admin rows are locked first, so concurrent removals are decided one at a time.
-   * Deactivation ends every session in the same transaction, so that a later reactivation does
-   * not bring old tokens back.
+   * Deactivation ends every session: the database trigger on `users.is_active` does that in
+   * this same transaction (as it does for an operator's SQL), so a later reactivation does not
+   * bring old tokens back.
    */
   async update(id: string, changes: UserChanges, actor: Actor): Promise<UserRecord> {
-    return this.sequelize.transaction(async (transaction) => {
-      const admins = await this.adminUsers.lockActiveAdmins(transaction);
-      const before = await this.adminUsers.lockById(id, transaction);
+    return this.db.transaction(async (transaction) => {
+      const admins = await this.users.lockActiveAdmins(transaction);
+      const before = await this.users.lock(id, 'update', transaction);
       if (!before) throw new NotFoundError('There is no user with this id.');
       const removesAdmin =
         before.isAdmin &&
@@ -58,10 +57,6 @@ export class AdminUsersService {
           ErrorCode.lastAdmin,
           'This is the last active administrator; promote another user first.',
         );
-      }
-      if (changes.isActive === false) {
-        // The user's row is already locked above, as the sessions' locking protocol wants.
-        await this.sessions.endAllSessions(id, transaction);
       }
       const after = await this.users.update(id, changes, transaction);
       if (!after) throw new NotFoundError('There is no user with this id.');
@@ -108,8 +103,8 @@ export class AdminUsersService {
       // Hash outside the transaction: no row lock is held during the slow part.
       hashedPassword = await this.passwords.hash(password);
     }
-    return this.sequelize.transaction(async (transaction) => {
-      const before = await this.adminUsers.lockByEmail(normalised, transaction);
+    return this.db.transaction(async (transaction) => {
+      const before = await this.users.lockByEmail(normalised, transaction);
       if (!before) {
         if (hashedPassword === null) {
           // Deleted between the check and the transaction.

@@ -1,4 +1,5 @@
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import type { Tx } from '../db/database';
 
 export interface AppConfigEntry {
   key: string;
@@ -10,10 +11,7 @@ export interface AppConfigEntry {
 export class AppConfigRepository {
   constructor(private readonly sequelize: Sequelize) {}
 
-  async getMany(
-    keys: readonly string[],
-    transaction?: Transaction,
-  ): Promise<Map<string, AppConfigEntry>> {
+  async getMany(keys: readonly string[], transaction?: Tx): Promise<Map<string, AppConfigEntry>> {
     const rows = await this.sequelize.query<AppConfigEntry>(
       `SELECT key, value, updated_at AS "updatedAt" FROM app_config WHERE key IN (:keys)`,
       { type: QueryTypes.SELECT, replacements: { keys: [...keys] }, transaction },
@@ -21,7 +19,7 @@ export class AppConfigRepository {
     return new Map(rows.map((r) => [r.key, r]));
   }
 
-  async upsert(key: string, value: string, transaction: Transaction): Promise<void> {
+  async upsert(key: string, value: string, transaction: Tx): Promise<void> {
     await this.sequelize.query(
       `INSERT INTO app_config (key, value, updated_at) VALUES (:key, :value, now())
        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
@@ -30,7 +28,7 @@ export class AppConfigRepository {
   }
 
   /** Returns how many of the keys existed. */
-  async deleteMany(keys: readonly string[], transaction: Transaction): Promise<number> {
+  async deleteMany(keys: readonly string[], transaction: Tx): Promise<number> {
     const rows = await this.sequelize.query<{ key: string }>(
       `DELETE FROM app_config WHERE key IN (:keys) RETURNING key`,
       { type: QueryTypes.SELECT, replacements: { keys: [...keys] }, transaction },

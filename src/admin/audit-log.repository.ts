@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import type { Tx } from '../db/database';
 
 /** Who performed an admin action, and from which request. */
 export interface Actor {
@@ -48,7 +49,7 @@ export class AuditLogRepository {
   constructor(private readonly sequelize: Sequelize) {}
 
   /** Always inside the transaction of the change it records, so neither exists without the other. */
-  async record(actor: Actor, entry: AuditEntryInput, transaction: Transaction): Promise<void> {
+  async record(actor: Actor, entry: AuditEntryInput, transaction: Tx): Promise<void> {
     await this.sequelize.query(
       `INSERT INTO admin_audit_log
          (actor_user_id, actor_label, action, target_type, target_id, details, request_id, client_ip)

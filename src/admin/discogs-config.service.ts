@@ -1,4 +1,4 @@
-import type { Sequelize } from 'sequelize';
+import type { Database } from '../db/database';
 import { appConfigPurpose } from '../crypto/purposes';
 import { SecretBoxError, type SecretBox } from '../crypto/secret-box';
 import { StoredSecretUnreadableError, ValidationError, type FieldError } from '../errors';
@@ -33,7 +33,7 @@ export function maskKey(key: string): string {
 
 export class DiscogsConfigService {
   constructor(
-    private readonly sequelize: Sequelize,
+    private readonly db: Pick<Database, 'transaction'>,
     private readonly appConfig: AppConfigRepository,
     private readonly audit: AuditLogRepository,
     private readonly box: SecretBox,
@@ -77,7 +77,7 @@ export class DiscogsConfigService {
 
   async update(input: DiscogsCredentials, actor: Actor): Promise<DiscogsConfigStatus> {
     assertCredentials(input);
-    await this.sequelize.transaction(async (transaction) => {
+    await this.db.transaction(async (transaction) => {
       const before = await this.appConfig.getMany(KEYS, transaction);
       const changed: string[] = [];
       if (before.get(DISCOGS_KEY)?.value !== input.consumerKey) changed.push('consumer_key');
@@ -105,7 +105,7 @@ export class DiscogsConfigService {
   }
 
   async remove(actor: Actor): Promise<void> {
-    await this.sequelize.transaction(async (transaction) => {
+    await this.db.transaction(async (transaction) => {
       const deleted = await this.appConfig.deleteMany(KEYS, transaction);
       await this.audit.record(
         actor,

@@ -1,4 +1,5 @@
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import type { Tx } from '../db/database';
 
 export interface SealedAppConfigValue {
   key: string;
@@ -20,17 +21,14 @@ export interface SealedOAuthTokenRow {
 export class SealedValuesRepository {
   constructor(private readonly sequelize: Sequelize) {}
 
-  async lockAppConfig(
-    keys: readonly string[],
-    transaction: Transaction,
-  ): Promise<SealedAppConfigValue[]> {
+  async lockAppConfig(keys: readonly string[], transaction: Tx): Promise<SealedAppConfigValue[]> {
     return this.sequelize.query<SealedAppConfigValue>(
       `SELECT key, value FROM app_config WHERE key IN (:keys) ORDER BY key FOR UPDATE`,
       { type: QueryTypes.SELECT, replacements: { keys: [...keys] }, transaction },
     );
   }
 
-  async setAppConfigValue(key: string, value: string, transaction: Transaction): Promise<void> {
+  async setAppConfigValue(key: string, value: string, transaction: Tx): Promise<void> {
     await this.sequelize.query(`UPDATE app_config SET value = :value WHERE key = :key`, {
       type: QueryTypes.UPDATE,
       replacements: { key, value },
@@ -38,7 +36,7 @@ export class SealedValuesRepository {
     });
   }
 
-  async lockOAuthTokens(transaction: Transaction): Promise<SealedOAuthTokenRow[]> {
+  async lockOAuthTokens(transaction: Tx): Promise<SealedOAuthTokenRow[]> {
     return this.sequelize.query<SealedOAuthTokenRow>(
       `SELECT CAST(id AS text) AS id, CAST(user_id AS text) AS "userId",
               CAST(provider AS text) AS provider, access_token AS "accessToken",
@@ -51,7 +49,7 @@ export class SealedValuesRepository {
   async setOAuthTokenValues(
     id: string,
     values: { accessToken: string; accessTokenSecret: string },
-    transaction: Transaction,
+    transaction: Tx,
   ): Promise<void> {
     await this.sequelize.query(
       `UPDATE oauth_tokens SET access_token = :accessToken, access_token_secret = :accessTokenSecret

@@ -1,4 +1,4 @@
-import type { Sequelize } from 'sequelize';
+import type { Database } from '../db/database';
 import { appConfigPurpose, oauthTokenPurpose } from '../crypto/purposes';
 import { SecretBoxError, type SecretBox } from '../crypto/secret-box';
 import { StoredSecretUnreadableError } from '../errors';
@@ -29,7 +29,7 @@ export interface ReencryptResult {
 /** Moves every stored secret onto the current ENCRYPTION_MASTER_KEY, so older keys can go. */
 export class SecretRotationService {
   constructor(
-    private readonly sequelize: Sequelize,
+    private readonly db: Pick<Database, 'transaction'>,
     private readonly sealed: SealedValuesRepository,
     private readonly audit: AuditLogRepository,
     private readonly box: SecretBox,
@@ -41,7 +41,7 @@ export class SecretRotationService {
    * Values already under the current key are not touched, so running it again is harmless.
    */
   async reencryptAll(actor: Actor): Promise<ReencryptResult> {
-    return this.sequelize.transaction(async (transaction) => {
+    return this.db.transaction(async (transaction) => {
       const failures: string[] = [];
       const reseal = (tally: ReencryptTally, value: string, purpose: string, where: string) => {
         if (!this.box.needsReseal(value)) {

@@ -1,8 +1,19 @@
-import { Sequelize } from 'sequelize';
+import { Sequelize, Transaction } from 'sequelize';
 import type { Logger } from 'pino';
+
+/**
+ * The handle of an open transaction. Services get one from `Database.transaction` and pass it
+ * to every repository call that belongs to the unit of work; repositories never open their own.
+ */
+export type Tx = Transaction;
 
 export interface Database {
   sequelize: Sequelize;
+  /**
+   * Runs `fn` in one READ COMMITTED transaction: committed when it resolves, rolled back when
+   * it throws. The one way services run a unit of work.
+   */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Resolves when PostgreSQL answers a trivial query within the timeout. */
   ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
@@ -32,10 +43,15 @@ export function createDatabase(opts: DatabaseOptions): Database {
       statement_timeout: 15_000,
       application_name: 'auth-service',
     },
-    define: { underscored: true, timestamps: true },
   });
   return {
     sequelize,
+    transaction(fn) {
+      return sequelize.transaction(
+        { isolationLevel: Transaction.ISOLATION_LEVELS.READ_COMMITTED },
+        fn,
+      );
+    },
     async ping(timeoutMs = 2_000) {
       let timer: NodeJS.Timeout | undefined;
       try {

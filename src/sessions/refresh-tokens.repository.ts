@@ -1,14 +1,13 @@
-import {
-  DataTypes,
-  Op,
-  Transaction,
-  type Model,
-  type ModelStatic,
-  type Sequelize,
-  type WhereOptions,
-} from 'sequelize';
+import { QueryTypes, type Sequelize } from 'sequelize';
+import type { Tx } from '../db/database';
 
-export type RevokedReason = 'logout' | 'reuse' | 'password_change' | 'sessions_ended';
+/**
+ * Why a refresh token was revoked (`refresh_tokens.revoked_reason`). `deactivated` is written
+ * by the database itself: the trigger of migration 20261126003000 ends the sessions of a user
+ * whose `is_active` turns false, whoever makes that change.
+ */
+export type RevokedReason =
+  'logout' | 'reuse' | 'password_change' | 'sessions_ended' | 'deactivated';
 
 export interface RefreshTokenRecord {
   id: string;
@@ -30,91 +29,60 @@ type NewRefreshToken = Pick<
   'userId' | 'familyId' | 'parentId' | 'tokenHash' | 'accessJti' | 'createdAt' | 'expiresAt'
 >;
 
-type RefreshTokenModel = ModelStatic<Model<RefreshTokenRecord, Partial<RefreshTokenRecord>>>;
+const COLUMNS = `id, user_id AS "userId", family_id AS "familyId", parent_id AS "parentId",
+  token_hash AS "tokenHash", access_jti AS "accessJti", created_at AS "createdAt",
+  expires_at AS "expiresAt", used_at AS "usedAt", replaced_by AS "replacedBy",
+  revoked_at AS "revokedAt", revoked_reason AS "revokedReason"`;
 
-function defineModel(sequelize: Sequelize): RefreshTokenModel {
-  return sequelize.define<Model<RefreshTokenRecord, Partial<RefreshTokenRecord>>>(
-    'RefreshToken',
-    {
-      id: { type: DataTypes.UUID, primaryKey: true, defaultValue: DataTypes.UUIDV4 },
-      userId: { type: DataTypes.UUID, allowNull: false },
-      familyId: { type: DataTypes.UUID, allowNull: false },
-      parentId: { type: DataTypes.UUID, allowNull: true },
-      tokenHash: { type: DataTypes.CHAR(64), allowNull: false },
-      accessJti: { type: DataTypes.STRING(64), allowNull: true },
-      createdAt: { type: DataTypes.DATE(3), allowNull: false },
-      expiresAt: { type: DataTypes.DATE(3), allowNull: false },
-      usedAt: { type: DataTypes.DATE(3), allowNull: true },
-      replacedBy: { type: DataTypes.UUID, allowNull: true },
-      revokedAt: { type: DataTypes.DATE(3), allowNull: true },
-      revokedReason: { type: DataTypes.STRING(32), allowNull: true },
-    },
-    // Times are set by the service from one clock, so no automatic timestamps.
-    { tableName: 'refresh_tokens', underscored: true, timestamps: false },
-  );
-}
-
-/** Sequelize queries for refresh tokens; returns plain objects. Only hashes are ever stored. */
+/**
+ * SQL for refresh tokens; returns plain objects. Only hashes are ever stored. Times are set by
+ * the service from one clock, never by column defaults.
+ */
 export class RefreshTokensRepository {
-  readonly model: RefreshTokenModel;
+  constructor(private readonly sequelize: Sequelize) {}
 
-  constructor(private readonly sequelize: Sequelize) {
-    this.model =
-      (sequelize.models.RefreshToken as RefreshTokenModel | undefined) ?? defineModel(sequelize);
-  }
-
-  /** Runs `fn` in one READ COMMITTED transaction. */
-  transaction<T>(fn: (t: Transaction) => Promise<T>): Promise<T> {
-    return this.sequelize.transaction(
-      { isolationLevel: Transaction.ISOLATION_LEVELS.READ_COMMITTED },
-      fn,
+  async insert(input: NewRefreshToken, tx?: Tx): Promise<RefreshTokenRecord> {
+    const [row] = await this.select(
+      `INSERT INTO refresh_tokens
+         (user_id, family_id, parent_id, token_hash, access_jti, created_at, expires_at)
+       VALUES (:userId, :familyId, :parentId, :tokenHash, :accessJti, :createdAt, :expiresAt)
+       RETURNING ${COLUMNS}`,
+      input,
+      tx,
     );
-  }
-
-  async insert(input: NewRefreshToken, transaction?: Transaction): Promise<RefreshTokenRecord> {
-    const row = await this.model.create(input, { transaction });
-    return row.get({ plain: true });
+    return row!;
   }
 
   /**
    * Reads a token and locks its row until the transaction ends: a concurrent refresh of the
    * same token waits here and then sees the first one's outcome.
    */
-  async findByHashForUpdate(
-    tokenHash: string,
-    transaction: Transaction,
-  ): Promise<RefreshTokenRecord | null> {
-    return (await this.model.findOne({
-      where: { tokenHash },
-      raw: true,
-      transaction,
-      lock: transaction.LOCK.UPDATE,
-    })) as RefreshTokenRecord | null;
+  async findByHashForUpdate(tokenHash: string, tx: Tx): Promise<RefreshTokenRecord | null> {
+    const [row] = await this.select(
+      `SELECT ${COLUMNS} FROM refresh_tokens WHERE token_hash = :tokenHash FOR UPDATE`,
+      { tokenHash },
+      tx,
+    );
+    return row ?? null;
   }
 
   async findByHash(tokenHash: string): Promise<RefreshTokenRecord | null> {
-    return (await this.model.findOne({
-      where: { tokenHash },
-      raw: true,
-    })) as RefreshTokenRecord | null;
+    const [row] = await this.select(
+      `SELECT ${COLUMNS} FROM refresh_tokens WHERE token_hash = :tokenHash`,
+      { tokenHash },
+    );
+    return row ?? null;
   }
 
-  async markUsed(
-    id: string,
-    replacedBy: string,
-    at: Date,
-    transaction: Transaction,
-  ): Promise<void> {
-    await this.model.update({ usedAt: at, replacedBy }, { where: { id }, transaction });
+  async markUsed(id: string, replacedBy: string, at: Date, tx: Tx): Promise<void> {
+    await this.sequelize.query(
+      `UPDATE refresh_tokens SET used_at = :at, replaced_by = :replacedBy WHERE id = :id`,
+      { type: QueryTypes.UPDATE, replacements: { id, replacedBy, at }, transaction: tx },
+    );
   }
 
-  async revokeFamily(
-    familyId: string,
-    reason: RevokedReason,
-    at: Date,
-    transaction?: Transaction,
-  ): Promise<number> {
-    return this.revokeWhere({ familyId }, reason, at, transaction);
+  async revokeFamily(familyId: string, reason: RevokedReason, at: Date, tx?: Tx): Promise<number> {
+    return this.revokeWhere('family_id = :familyId', { familyId }, reason, at, tx);
   }
 
   /** Revokes every live refresh token of the user, optionally sparing one family (the caller's). */
@@ -122,41 +90,26 @@ export class RefreshTokensRepository {
     userId: string,
     reason: RevokedReason,
     at: Date,
-    opts: { exceptFamilyId?: string | null; transaction?: Transaction } = {},
+    opts: { exceptFamilyId?: string | null; tx?: Tx } = {},
   ): Promise<number> {
-    const where: WhereOptions<RefreshTokenRecord> = opts.exceptFamilyId
-      ? { userId, familyId: { [Op.ne]: opts.exceptFamilyId } }
-      : { userId };
-    return this.revokeWhere(where, reason, at, opts.transaction);
-  }
-
-  /**
-   * Row lock on the user, taken first by every transaction that issues (share) or ends
-   * (update) sessions, so that those serialise per user in one order and never deadlock.
-   */
-  async lockUser(
-    userId: string,
-    mode: 'share' | 'update',
-    transaction: Transaction,
-  ): Promise<void> {
-    await this.sequelize.query(
-      `SELECT 1 FROM users WHERE id = :userId FOR ${mode === 'share' ? 'SHARE' : 'UPDATE'}`,
-      { replacements: { userId }, transaction },
-    );
+    return opts.exceptFamilyId
+      ? this.revokeWhere(
+          'user_id = :userId AND family_id <> :exceptFamilyId',
+          { userId, exceptFamilyId: opts.exceptFamilyId },
+          reason,
+          at,
+          opts.tx,
+        )
+      : this.revokeWhere('user_id = :userId', { userId }, reason, at, opts.tx);
   }
 
   /** The session (family) an access token was issued into, if it was issued with a refresh token. */
-  async familyOfAccessToken(
-    userId: string,
-    jti: string,
-    transaction?: Transaction,
-  ): Promise<string | null> {
-    const row = (await this.model.findOne({
-      attributes: ['familyId'],
-      where: { userId, accessJti: jti },
-      raw: true,
-      transaction,
-    })) as Pick<RefreshTokenRecord, 'familyId'> | null;
+  async familyOfAccessToken(userId: string, jti: string, tx?: Tx): Promise<string | null> {
+    const [row] = await this.sequelize.query<{ familyId: string }>(
+      `SELECT family_id AS "familyId" FROM refresh_tokens
+        WHERE user_id = :userId AND access_jti = :jti LIMIT 1`,
+      { type: QueryTypes.SELECT, replacements: { userId, jti }, transaction: tx },
+    );
     return row?.familyId ?? null;
   }
 
@@ -167,31 +120,40 @@ export class RefreshTokensRepository {
   async accessTokensOfFamilies(
     familyIds: string[],
     since: Date,
-    transaction?: Transaction,
+    tx?: Tx,
   ): Promise<{ accessJti: string; createdAt: Date }[]> {
     if (familyIds.length === 0) return [];
-    return (await this.model.findAll({
-      attributes: ['accessJti', 'createdAt'],
-      where: {
-        familyId: { [Op.in]: familyIds },
-        accessJti: { [Op.ne]: null },
-        createdAt: { [Op.gte]: since },
-      },
-      raw: true,
-      transaction,
-    })) as unknown as { accessJti: string; createdAt: Date }[];
+    return this.sequelize.query<{ accessJti: string; createdAt: Date }>(
+      `SELECT access_jti AS "accessJti", created_at AS "createdAt" FROM refresh_tokens
+        WHERE family_id IN (:familyIds) AND access_jti IS NOT NULL AND created_at >= :since`,
+      { type: QueryTypes.SELECT, replacements: { familyIds, since }, transaction: tx },
+    );
   }
 
   private async revokeWhere(
-    where: WhereOptions<RefreshTokenRecord>,
+    where: string,
+    replacements: Record<string, unknown>,
     reason: RevokedReason,
     at: Date,
-    transaction?: Transaction,
+    tx?: Tx,
   ): Promise<number> {
-    const [count] = await this.model.update(
-      { revokedAt: at, revokedReason: reason },
-      { where: { ...where, revokedAt: null }, transaction },
+    const rows = await this.sequelize.query<{ id: string }>(
+      `UPDATE refresh_tokens SET revoked_at = :at, revoked_reason = :reason
+        WHERE ${where} AND revoked_at IS NULL RETURNING id`,
+      { type: QueryTypes.SELECT, replacements: { ...replacements, reason, at }, transaction: tx },
     );
-    return count;
+    return rows.length;
+  }
+
+  private select(
+    sql: string,
+    replacements: Record<string, unknown>,
+    tx?: Tx,
+  ): Promise<RefreshTokenRecord[]> {
+    return this.sequelize.query<RefreshTokenRecord>(sql, {
+      type: QueryTypes.SELECT,
+      replacements,
+      transaction: tx,
+    });
   }
 }

@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Transaction } from 'sequelize';
 import { normaliseEmail } from '../accounts/email';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
+import type { Database, Tx } from '../db/database';
 import { ErrorCode, ForbiddenError, InvalidCredentialsError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
 import { CLOCK_TOLERANCE_SECONDS, type AccessTokens } from './access-tokens';
@@ -22,6 +22,7 @@ export interface TokenPair {
 }
 
 export interface SessionsServiceDeps {
+  db: Pick<Database, 'transaction'>;
   users: UsersRepository;
   refreshTokens: RefreshTokensRepository;
   passwords: PasswordHasher;
@@ -107,7 +108,7 @@ export class SessionsService {
       this.d.metrics.logins.inc({ outcome: 'invalid_credentials' });
       throw new InvalidCredentialsError();
     }
-    const pair = await this.d.refreshTokens.transaction(async (t) => {
+    const pair = await this.d.db.transaction(async (t) => {
       // The password may have changed, or the account been deactivated, while bcrypt ran.
       const current = await this.lockUser(user.id, 'share', t);
       if (!current?.isActive || current.hashedPassword !== user.hashedPassword) return null;
@@ -148,7 +149,7 @@ export class SessionsService {
     const hash = hashRefreshToken(token);
     const found = await this.d.refreshTokens.findByHash(hash);
     if (!found) throw invalidRefreshToken();
-    const outcome = await this.d.refreshTokens.transaction(async (t): Promise<RefreshOutcome> => {
+    const outcome = await this.d.db.transaction(async (t): Promise<RefreshOutcome> => {
       const user = await this.lockUser(found.userId, 'share', t);
       const row = await this.d.refreshTokens.findByHashForUpdate(hash, t);
       const now = Date.now();
@@ -189,7 +190,7 @@ export class SessionsService {
     const other = refreshToken
       ? await this.d.refreshTokens.findByHash(hashRefreshToken(refreshToken))
       : null;
-    await this.d.refreshTokens.transaction(async (t) => {
+    await this.d.db.transaction(async (t) => {
       await this.lockUser(auth.user.id, 'update', t);
       const families = new Set<string>();
       const own = await this.d.refreshTokens.familyOfAccessToken(auth.user.id, auth.claims.jti, t);
@@ -233,7 +234,7 @@ export class SessionsService {
     if (!ok) throw wrong();
     await this.d.rateLimits.loginSucceeded(ip, auth.user.email);
     const hashedPassword = await this.d.passwords.hash(newPassword);
-    await this.d.refreshTokens.transaction(async (t) => {
+    await this.d.db.transaction(async (t) => {
       const user = await this.lockUser(auth.user.id, 'update', t);
       if (!user)
         throw new UnauthorizedError(ErrorCode.invalidToken, 'The account no longer exists.');
@@ -244,7 +245,7 @@ export class SessionsService {
       await this.d.users.update(user.id, { hashedPassword, tokensValidAfter: cutoff }, t);
       await this.d.refreshTokens.revokeAllForUser(user.id, 'password_change', cutoff, {
         exceptFamilyId: keep,
-        transaction: t,
+        tx: t,
       });
       // Last, so that a store failure rolls the whole change back.
       await this.d.exemptions.exempt(auth.claims.jti, cutoff, new Date(auth.claims.exp * 1000));
@@ -256,25 +257,25 @@ export class SessionsService {
    * refresh token is revoked. For flows that reset a password without a session (pass their
    * transaction to commit it together with the new hash).
    */
-  async endAllSessions(userId: string, transaction?: Transaction): Promise<void> {
-    const run = async (t: Transaction) => {
+  async endAllSessions(userId: string, transaction?: Tx): Promise<void> {
+    const run = async (t: Tx) => {
       const user = await this.lockUser(userId, 'update', t);
       if (!user) return;
       const cutoff = new Date();
       await this.d.users.update(userId, { tokensValidAfter: cutoff }, t);
       await this.d.refreshTokens.revokeAllForUser(userId, 'sessions_ended', cutoff, {
-        transaction: t,
+        tx: t,
       });
     };
     if (transaction) await run(transaction);
-    else await this.d.refreshTokens.transaction(run);
+    else await this.d.db.transaction(run);
   }
 
   /** A new access token and refresh token in `family`. The caller holds the user's row lock. */
   private async issuePair(
     user: UserRecord,
     at: { familyId: string; parentId: string | null },
-    t: Transaction,
+    t: Tx,
   ): Promise<{ pair: TokenPair; id: string }> {
     await waitPastCutoff(user.tokensValidAfter);
     const access = this.d.tokens.issue(user.id);
@@ -304,7 +305,7 @@ export class SessionsService {
     familyId: string,
     reason: 'reuse',
   ): Promise<LiveAccessToken[]> {
-    return this.d.refreshTokens.transaction(async (t) => {
+    return this.d.db.transaction(async (t) => {
       await this.lockUser(userId, 'update', t);
       await this.d.refreshTokens.revokeFamily(familyId, reason, new Date(), t);
       return this.liveAccessTokens([familyId], t);
@@ -316,7 +317,7 @@ export class SessionsService {
    * created_at is taken just after its token was signed, so created_at + lifetime is never
    * before the token's `exp`; the verifier's clock tolerance keeps a token a little longer.
    */
-  private async liveAccessTokens(familyIds: string[], t: Transaction): Promise<LiveAccessToken[]> {
+  private async liveAccessTokens(familyIds: string[], t: Tx): Promise<LiveAccessToken[]> {
     const lifetimeMs = this.d.tokens.lifetimeSeconds * 1000;
     const since = new Date(Date.now() - lifetimeMs - CLOCK_TOLERANCE_SECONDS * 1000);
     const rows = await this.d.refreshTokens.accessTokensOfFamilies(familyIds, since, t);
@@ -330,12 +331,7 @@ export class SessionsService {
     await Promise.all(tokens.map((a) => this.d.revocations.revoke(a.jti, a.expiresAt)));
   }
 
-  private async lockUser(
-    userId: string,
-    mode: 'share' | 'update',
-    t: Transaction,
-  ): Promise<UserRecord | null> {
-    await this.d.refreshTokens.lockUser(userId, mode, t);
-    return this.d.users.findById(userId, t);
+  private lockUser(userId: string, mode: 'share' | 'update', t: Tx): Promise<UserRecord | null> {
+    return this.d.users.lock(userId, mode, t);
   }
 }

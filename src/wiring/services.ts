@@ -1,0 +1,124 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { AccountsService } from '../accounts/accounts.service';
+import { PasswordHasher } from '../accounts/passwords';
+import { UsersRepository } from '../accounts/users.repository';
+import { AdminUsersRepository } from '../admin/admin-users.repository';
+import { AdminUsersService } from '../admin/admin-users.service';
+import { AppConfigRepository } from '../admin/app-config.repository';
+import { AuditLogRepository } from '../admin/audit-log.repository';
+import { DiscogsConfigService } from '../admin/discogs-config.service';
+import { SealedValuesRepository } from '../admin/sealed-values.repository';
+import { SecretRotationService } from '../admin/secret-rotation.service';
+import type { Config } from '../config';
+import { SecretBox } from '../crypto/secret-box';
+import type { Database } from '../db/database';
+import { HealthService, type Lifecycle } from '../health/health.service';
+import type { Metrics } from '../metrics';
+import { AccessTokens } from '../sessions/access-tokens';
+import { Authenticator } from '../sessions/authenticator';
+import { RateLimits } from '../sessions/rate-limits';
+import { RefreshTokensRepository } from '../sessions/refresh-tokens.repository';
+import { StoreRevocations, type RevocationStore } from '../sessions/revocations';
+import { SessionsService } from '../sessions/sessions.service';
+import { TokenCutoffExemptions } from '../sessions/token-cutoffs';
+import type { EphemeralStore } from '../state/ephemeral-store';
+import type { SecretKeys } from './keys';
+
+export interface ServiceInputs {
+  config: Readonly<Config>;
+  logger: Logger;
+  metrics: Metrics;
+  keys: SecretKeys;
+  db: Database;
+  redis: Redis | null;
+  redisKeyPrefix: string;
+  store: EphemeralStore;
+}
+
+export interface Services {
+  lifecycle: Lifecycle;
+  users: UsersRepository;
+  passwords: PasswordHasher;
+  accessTokens: AccessTokens;
+  revocations: RevocationStore;
+  rateLimits: RateLimits;
+  authenticator: Authenticator;
+  accounts: AccountsService;
+  sessions: SessionsService;
+  health: HealthService;
+  /** Seals third-party secrets at rest under the current key; also opens ENCRYPTION_PREVIOUS_KEYS. */
+  secretBox: SecretBox;
+  auditLog: AuditLogRepository;
+  discogsConfig: DiscogsConfigService;
+  adminUsers: AdminUsersService;
+  secretRotation: SecretRotationService;
+}
+
+/** Repositories and services over an open database and store; nothing here opens a connection. */
+export function createServices(i: ServiceInputs): Services {
+  const { config, logger, metrics, db, redis, redisKeyPrefix, store } = i;
+  const sql = db.sequelize;
+  const users = new UsersRepository(sql);
+  const passwords = new PasswordHasher(
+    config.bcryptCost,
+    { concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit },
+    metrics,
+  );
+  const accessTokens = new AccessTokens({
+    secret: i.keys.jwt,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    expireMinutes: config.jwtExpireMinutes,
+  });
+  const revocations = new StoreRevocations(store);
+  const exemptions = new TokenCutoffExemptions(store);
+  const rateLimits = new RateLimits({ config, redis, redisKeyPrefix, metrics, logger });
+  const lifecycle: Lifecycle = { shuttingDown: false };
+  // Values sealed under a previous key still open; new values are sealed under the current one.
+  const secretBox = new SecretBox(i.keys.encryption, config.encryptionPreviousKeys);
+  const auditLog = new AuditLogRepository(sql);
+  const sessions = new SessionsService({
+    db,
+    users,
+    refreshTokens: new RefreshTokensRepository(sql),
+    passwords,
+    tokens: accessTokens,
+    revocations,
+    exemptions,
+    rateLimits,
+    metrics,
+    logger,
+    refreshTokenExpireDays: config.refreshTokenExpireDays,
+    refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
+  });
+
+  return {
+    lifecycle,
+    users,
+    passwords,
+    accessTokens,
+    revocations,
+    rateLimits,
+    authenticator: new Authenticator(accessTokens, users, revocations, metrics, exemptions),
+    accounts: new AccountsService(users, passwords, metrics),
+    sessions,
+    health: new HealthService(db, redis, lifecycle),
+    secretBox,
+    auditLog,
+    discogsConfig: new DiscogsConfigService(db, new AppConfigRepository(sql), auditLog, secretBox),
+    adminUsers: new AdminUsersService(
+      db,
+      users,
+      new AdminUsersRepository(sql),
+      passwords,
+      auditLog,
+    ),
+    secretRotation: new SecretRotationService(
+      db,
+      new SealedValuesRepository(sql),
+      auditLog,
+      secretBox,
+    ),
+  };
+}
