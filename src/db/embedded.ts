@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import type { EmbeddedWorkerData, EmbeddedWorkerMessage } from './embedded-worker';
 
 /**
  * Embedded PostgreSQL for zero-setup mode: PGlite (PostgreSQL compiled to WASM, one backend)
@@ -50,19 +51,30 @@ const CLOSE_TIMEOUT_MS = 15_000;
 /** Lock files held by this process; pids repeat across container restarts (often pid 1). */
 const heldLocks = new Set<string>();
 
-interface WorkerData {
-  pgdata: string;
-  host: string;
-  maxConnections: number;
-  pgliteEntry: string;
-  socketEntry: string;
+/**
+ * The worker's code is src/db/embedded-worker.ts. Built (`dist/`), it sits beside this file as
+ * .js. Run from sources (ts-jest), only the .ts exists and worker threads have no TypeScript
+ * loader, so it is transpiled here with the compiler (a dev dependency, present wherever the
+ * sources run) and evaluated with a `require` rooted at its own path.
+ */
+function startWorker(workerData: EmbeddedWorkerData): Worker {
+  const options = { workerData, name: 'embedded-postgres' };
+  const built = path.join(__dirname, 'embedded-worker.js');
+  if (fs.existsSync(built)) return new Worker(built, options);
+  const source = path.join(__dirname, 'embedded-worker.ts');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- only when run from sources
+  const ts = require('typescript') as typeof import('typescript');
+  const { outputText } = ts.transpileModule(fs.readFileSync(source, 'utf8'), {
+    fileName: source,
+    compilerOptions: {
+      module: ts.ModuleKind.CommonJS,
+      target: ts.ScriptTarget.ES2022,
+      esModuleInterop: true,
+    },
+  });
+  const rooted = `(function (require) {\n${outputText}\n})(require('node:module').createRequire(${JSON.stringify(source)}));`;
+  return new Worker(rooted, { ...options, eval: true });
 }
-
-type WorkerMessage =
-  | { type: 'ready'; port: number }
-  | { type: 'failed'; message: string }
-  | { type: 'warn'; message: string }
-  | { type: 'closed'; error?: string };
 
 export async function startEmbeddedPostgres(opts: {
   dataDir: string;
@@ -78,15 +90,12 @@ export async function startEmbeddedPostgres(opts: {
   const fresh = !fs.existsSync(path.join(pgdata, 'PG_VERSION'));
   let worker: Worker;
   try {
-    const workerData: WorkerData = {
+    worker = startWorker({
       // PGlite creates only the last path segment (non-recursive mkdir): dataDir exists now.
       pgdata,
       host: HOST,
       maxConnections: MAX_CONNECTIONS,
-      pgliteEntry: require.resolve('@electric-sql/pglite'),
-      socketEntry: require.resolve('@electric-sql/pglite-socket'),
-    };
-    worker = new Worker(WORKER_SOURCE, { eval: true, workerData, name: 'embedded-postgres' });
+    });
   } catch (err) {
     releaseLock();
     throw err;
@@ -95,7 +104,7 @@ export async function startEmbeddedPostgres(opts: {
   let running = false;
   let startup: ((outcome: { port: number } | { error: Error }) => void) | undefined;
   let closed: (() => void) | undefined;
-  worker.on('message', (msg: WorkerMessage) => {
+  worker.on('message', (msg: EmbeddedWorkerMessage) => {
     switch (msg.type) {
       case 'ready':
         startup?.({ port: msg.port });
@@ -297,98 +306,3 @@ function acquireLock(dataDir: string): () => void {
     if (holder?.pid === process.pid) fs.rmSync(lockPath, { force: true });
   };
 }
-
-// ---------------------------------------------------------------------------------------------
-// Worker: PGlite + pglite-socket. Plain JS, because a worker cannot run this .ts file under
-// ts-jest and the built output must not depend on a second module path.
-
-const WORKER_SOURCE = String.raw`
-'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const { PGlite } = require(workerData.pgliteEntry);
-const { PGLiteSocketServer } = require(workerData.socketEntry);
-
-// pglite-socket keeps a connection's ownership of the single backend only while
-// db.isInTransaction(); between Parse and Sync the backend is not in a transaction block, so
-// another connection's Parse could replace the unnamed statement before our Bind
-// (electric-sql/pglite#1046). The server only sees this facade, which reports "in transaction"
-// from a connection's first extended-query message until its Sync, so the queue keeps serving
-// that connection until the batch ends. If the connection vanishes mid-batch the server calls
-// exec('ROLLBACK'): the facade first sends the missing Sync, which ends the batch and any
-// ignore-till-Sync error state, then rolls back only if a transaction is really open.
-const BATCH_MESSAGES = new Set([0x50, 0x42, 0x44, 0x45, 0x43, 0x48]); // P B D E C H
-const SYNC = 0x53; // S
-const QUERY = 0x51; // Q
-function pinExtendedQueryBatches(db) {
-  let batchOpen = false;
-  const overrides = {
-    async execProtocolRawStream(message, options) {
-      const type = message[0];
-      try {
-        await db.execProtocolRawStream(message, options);
-      } finally {
-        if (BATCH_MESSAGES.has(type)) batchOpen = true;
-        else if (type === SYNC || type === QUERY) batchOpen = false;
-      }
-    },
-    async exec(query, options) {
-      if (batchOpen) {
-        await db.runExclusive(() => db.execProtocolRaw(new Uint8Array([SYNC, 0, 0, 0, 4])));
-        batchOpen = false;
-      }
-      if (/^\s*rollback\s*$/i.test(query) && !db.isInTransaction()) return [];
-      return db.exec(query, options);
-    },
-    isInTransaction() {
-      return batchOpen || db.isInTransaction();
-    },
-  };
-  return new Proxy(db, {
-    get(target, prop) {
-      if (Object.hasOwn(overrides, prop)) return overrides[prop];
-      const value = Reflect.get(target, prop, target);
-      // PGlite keeps its state in private fields: methods must run on the real instance.
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
-
-let db;
-let server;
-async function stop() {
-  try {
-    if (server) await server.stop(); // detaches clients, rolls back their open transaction
-  } finally {
-    if (db && !db.closed) await db.close(); // clean shutdown: checkpoint, no recovery next time
-  }
-}
-
-parentPort.on('message', (msg) => {
-  if (!msg || msg.type !== 'close') return;
-  stop().then(
-    () => parentPort.postMessage({ type: 'closed' }),
-    (err) => parentPort.postMessage({ type: 'closed', error: String((err && err.message) || err) }),
-  );
-});
-
-(async () => {
-  db = await PGlite.create({ dataDir: workerData.pgdata });
-  server = new PGLiteSocketServer({
-    db: pinExtendedQueryBatches(db),
-    host: workerData.host,
-    port: 0, // ephemeral
-    maxConnections: workerData.maxConnections,
-  });
-  server.addEventListener('error', (event) => {
-    const err = event.detail;
-    parentPort.postMessage({ type: 'warn', message: String((err && err.message) || err) });
-  });
-  await server.start();
-  const port = Number(server.getServerConn().split(':').pop());
-  if (!Number.isInteger(port) || port <= 0) throw new Error('no TCP port: ' + server.getServerConn());
-  parentPort.postMessage({ type: 'ready', port });
-})().catch(async (err) => {
-  await stop().catch(() => undefined);
-  parentPort.postMessage({ type: 'failed', message: String((err && err.message) || err) });
-});
-`;
