@@ -3,6 +3,9 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // Checks that need a system package (Chromium) run with `npm run test:browser`, which
+  // overrides these two patterns, so that `npm test` needs only Node and Redis.
+  testPathIgnorePatterns: ['/node_modules/', '\\.browser\\.test\\.ts$'],
   transform: {
     // Type-checking is `npm run typecheck`'s job; tests only transpile, which is much faster.
     '^.+\\.ts$': ['ts-jest', { diagnostics: false }],

@@ -45,9 +45,10 @@ beforeAll(async () => {
   shotDir = fs.mkdtempSync(path.join(os.tmpdir(), 'auth-docs-'));
 }, 120_000);
 
+// Each step only undoes what beforeAll got to, so a failed setup does not hang here.
 afterAll(async () => {
   await browser?.close();
-  await new Promise((resolve) => server?.close(resolve));
+  if (server?.listening) await new Promise((resolve) => server.close(resolve));
   await t?.close();
   if (shotDir) fs.rmSync(shotDir, { recursive: true, force: true });
 });
