@@ -1,21 +1,9 @@
 import { createSecretKey, generateKeyPairSync, randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
-import {
-  TEST_JWT_SECRET,
-  register,
-  signedInUser,
-  startTestApp,
-  type TestApp,
-} from './support/test-app';
+import { TEST_JWT_SECRET, register, signedInUser, useTestApp } from './support/test-app';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await startTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = useTestApp();
 
 const ME = '/api/v1/auth/me';
 const ISS = 'auth-service';
@@ -138,16 +126,20 @@ test('when the subject is not a uuid, then 401 (no database error)', async () =>
 
 test('when the user has been deleted, then their token gets 401', async () => {
   const { user, token } = await signedInUser(t.app);
-  await request(t.app).get(ME).set('Authorization', `Bearer ${token}`).expect(200);
+  const me = await (await t.api(token)).GET('/api/v1/auth/me');
+  expect(me.data?.id).toBe(user.id);
   await t.sql('DELETE FROM users WHERE id = $1', [user.id]);
   await expect401(`Bearer ${token}`);
 });
 
 test('when the user is deactivated directly in the database, then their token gets 401 on the next call', async () => {
   const { user, token } = await signedInUser(t.app);
-  await request(t.app).get(ME).set('Authorization', `Bearer ${token}`).expect(200);
+  const api = await t.api(token);
+  expect((await api.GET('/api/v1/auth/me')).response.status).toBe(200);
   await t.sql('UPDATE users SET is_active = false WHERE id = $1', [user.id]);
-  await expect401(`Bearer ${token}`);
+  const { response, error } = await api.GET('/api/v1/auth/me');
+  expect(response.status).toBe(401);
+  expect(error?.code).toBe('invalid_token');
 });
 
 test('when an operator deactivates and reactivates a user in SQL, then the old sessions stay ended', async () => {

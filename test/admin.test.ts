@@ -4,16 +4,18 @@ import request from 'supertest';
 import { CLI_ACTOR } from '../src/admin/audit-log.repository';
 import { keyId } from '../src/crypto/secret-box';
 import { AppError } from '../src/errors';
-import { login, register, signedInUser, startTestApp, type TestApp } from './support/test-app';
+import {
+  login,
+  register,
+  signedInAdmin,
+  signedInUser,
+  startTestApp,
+  useTestApp,
+  type TestApp,
+} from './support/test-app';
 
-let t: TestApp;
-beforeAll(async () => {
-  // Many accounts are registered from one address; rate limits are another file's subject.
-  t = await startTestApp({ RATE_LIMIT_ENABLED: 'false' });
-});
-afterAll(async () => {
-  await t.close();
-});
+// Many accounts are registered from one address; rate limits are another file's subject.
+const t = useTestApp({ RATE_LIMIT_ENABLED: 'false' });
 
 const DISCOGS = '/api/v1/admin/config/discogs';
 const USERS = '/api/v1/admin/users';
@@ -39,13 +41,6 @@ function call(app: TestApp['app'], method: Method, path: string, token?: string,
   const req = request(app)[method](path);
   if (token) req.set('Authorization', `Bearer ${token}`);
   return body === undefined ? req : req.send(body);
-}
-
-/** A signed-in user made admin the way an operator would: directly in the database. */
-async function signedInAdmin(app: TestApp = t) {
-  const u = await signedInUser(app.app);
-  await app.sql('UPDATE users SET is_admin = true WHERE id = $1', [u.user.id]);
-  return u;
 }
 
 async function auditRows(app: TestApp, targetId: string) {
@@ -89,8 +84,8 @@ describe('access to admin operations', () => {
   );
 
   test('when an admin is demoted, then their same token is refused with 403 on the next call', async () => {
-    const boss = await signedInAdmin();
-    const other = await signedInAdmin();
+    const boss = await signedInAdmin(t);
+    const other = await signedInAdmin(t);
     await call(t.app, 'get', USERS, other.token).expect(200);
     await call(t.app, 'patch', `${USERS}/${other.user.id}`, boss.token, { is_admin: false }).expect(
       200,
@@ -102,7 +97,7 @@ describe('access to admin operations', () => {
   });
 
   test('when a user is promoted, then their existing token has admin access at once', async () => {
-    const boss = await signedInAdmin();
+    const boss = await signedInAdmin(t);
     const u = await signedInUser(t.app);
     await call(t.app, 'get', AUDIT, u.token).expect(403);
     const res = await call(t.app, 'patch', `${USERS}/${u.user.id}`, boss.token, { is_admin: true });
@@ -112,7 +107,7 @@ describe('access to admin operations', () => {
   });
 
   test('when the admin flag is changed directly in the database, then the next call honours it', async () => {
-    const u = await signedInAdmin();
+    const u = await signedInAdmin(t);
     await call(t.app, 'get', DISCOGS, u.token).expect(200);
     await t.sql('UPDATE users SET is_admin = false WHERE id = $1', [u.user.id]);
     await call(t.app, 'get', DISCOGS, u.token).expect(403);
@@ -124,7 +119,7 @@ describe('Discogs app credentials', () => {
   const SECRET = `Sec${randomBytes(12).toString('hex')}`;
   let admin: Awaited<ReturnType<typeof signedInAdmin>>;
   beforeAll(async () => {
-    admin = await signedInAdmin();
+    admin = await signedInAdmin(t);
   });
 
   test('when nothing is configured, then GET says so with nulls', async () => {
@@ -303,7 +298,7 @@ describe('listing users', () => {
   const tag = `ls${randomBytes(4).toString('hex')}`;
   const emails = [`${tag}-c@example.com`, `${tag}-a@example.com`, `${tag}-b@example.com`];
   beforeAll(async () => {
-    admin = await signedInAdmin();
+    admin = await signedInAdmin(t);
     for (const e of emails) await register(t.app, e);
   });
 
@@ -415,7 +410,7 @@ describe('listing users', () => {
 describe('updating users', () => {
   let admin: Awaited<ReturnType<typeof signedInAdmin>>;
   beforeAll(async () => {
-    admin = await signedInAdmin();
+    admin = await signedInAdmin(t);
   });
 
   test('when a user is deactivated, then their token fails at once, they cannot log in, and it is audited', async () => {
@@ -632,7 +627,7 @@ describe('the last active administrator', () => {
 describe('the audit log', () => {
   let admin: Awaited<ReturnType<typeof signedInAdmin>>;
   beforeAll(async () => {
-    admin = await signedInAdmin();
+    admin = await signedInAdmin(t);
   });
 
   test('when admin changes are made, then the log lists them newest first with actor, request id and address', async () => {
@@ -694,7 +689,7 @@ describe('the audit log', () => {
   });
 
   test('when the acting admin account is deleted, then its entries remain with the label and no user id', async () => {
-    const temp = await signedInAdmin();
+    const temp = await signedInAdmin(t);
     const u = await register(t.app);
     await call(t.app, 'patch', `${USERS}/${u.user.id}`, temp.token, { is_active: false }).expect(
       200,

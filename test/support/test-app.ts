@@ -1,15 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { afterAll, beforeAll } from '@jest/globals';
 import type { Express } from 'express';
+import createClient, { type Client as OpenApiClient } from 'openapi-fetch';
 import { Client } from 'pg';
 import request from 'supertest';
+import type { paths } from '../../generated/openapi';
 import { createApp, createHealthApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
 import { TEST_PG_URL, TEST_REDIS_URL, databaseUrl } from './services';
+
+/** A client typed by the spec: paths, parameters, bodies and responses are checked. */
+export type ApiClient = OpenApiClient<paths>;
 
 export interface TestApp {
   app: Express;
@@ -21,6 +29,11 @@ export interface TestApp {
   logs: string[];
   /** A plain pg client on this file's database, for arranging and inspecting rows. */
   sql(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  /**
+   * The typed client on this app (served on an ephemeral 127.0.0.1 port), sending
+   * `Authorization: Bearer <token>` when a token is given.
+   */
+  api(token?: string): Promise<ApiClient>;
   close(): Promise<void>;
 }
 
@@ -65,8 +78,19 @@ export async function startTestApp(
   const deps = await createDeps(config, { logDestination, redisKeyPrefix: `test:${dbName}:` });
   const pg = new Client({ connectionString: dbUrl });
   await pg.connect();
+  const app = createApp(deps);
+  let server: http.Server | undefined;
+  let listening: Promise<string> | undefined;
+  const baseUrl = () =>
+    (listening ??= new Promise<string>((resolve, reject) => {
+      server = http.createServer(app);
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        resolve(`http://127.0.0.1:${(server!.address() as AddressInfo).port}`);
+      });
+    }));
   return {
-    app: createApp(deps),
+    app,
     healthApp: createHealthApp(deps),
     deps,
     dbName,
@@ -76,7 +100,17 @@ export async function startTestApp(
       const r = await pg.query(text, params as unknown[]);
       return r.rows as Record<string, unknown>[];
     },
+    async api(token) {
+      return createClient<paths>({
+        baseUrl: await baseUrl(),
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+      });
+    },
     async close() {
+      if (server?.listening) {
+        server.closeAllConnections();
+        await new Promise((resolve) => server!.close(resolve));
+      }
       await pg.end();
       await deps.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
@@ -88,6 +122,26 @@ export async function startTestApp(
       }
     },
   };
+}
+
+/**
+ * The one way to start the app for a test file: call it at the top of the file (or of a
+ * `describe`); the app starts in `beforeAll` on its own database and closes in `afterAll`.
+ * The returned object is filled in before the first test runs.
+ */
+export function useTestApp(
+  env: Record<string, string> = {},
+  opts: { database?: string } = {},
+): TestApp {
+  const t = {} as TestApp;
+  beforeAll(async () => {
+    Object.assign(t, await startTestApp(env, opts));
+  });
+  afterAll(async () => {
+    // Nothing to close when startTestApp itself failed.
+    if (t.close) await t.close();
+  });
+  return t;
 }
 
 let counter = 0;
@@ -131,4 +185,11 @@ export async function signedInUser(app: Express) {
   const { email, password, user } = await register(app);
   const tokens = await login(app, email, password);
   return { email, password, user, token: tokens.access_token, tokens };
+}
+
+/** A signed-in user made admin the way an operator would: directly in the database. */
+export async function signedInAdmin(t: Pick<TestApp, 'app' | 'sql'>) {
+  const u = await signedInUser(t.app);
+  await t.sql('UPDATE users SET is_admin = true WHERE id = $1', [u.user.id]);
+  return u;
 }
