@@ -1,7 +1,7 @@
 import { createSecretKey, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import jwt from 'jsonwebtoken';
-import { AccessTokens } from '../src/sessions/access-tokens';
+import { AccessTokens } from '../../src/sessions/access-tokens';
 
 /**
  * Side-by-side measurements, printed as ratios from one run (absolute numbers depend on the
