@@ -273,9 +273,9 @@ export interface paths {
         put?: never;
         /**
          * Log out
-         * @description Ends the caller's session. The access token is revoked at once on every replica (its
-         *     `jti` is kept on a revocation list until the token would have expired), and so is the
-         *     session it belongs to: the refresh-token family it was issued with. A `refresh_token`
+         * @description Ends the caller's session (the token's `sid`): every access token and refresh token
+         *     issued into it is refused at once on every replica. The end is recorded in the database,
+         *     so no loss of cached state (a Redis restart, say) brings the tokens back. A `refresh_token`
          *     in the body is revoked too (with its family) when it belongs to the same account; any
          *     other value is ignored. The body is optional.
          */

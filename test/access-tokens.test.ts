@@ -26,7 +26,7 @@ function sign(
 }
 
 function goodClaims(sub: string): Record<string, unknown> {
-  return { sub, iat: now(), exp: now() + 600, jti: randomUUID(), iss: ISS, aud: AUD };
+  return { sub, sid, iat: now(), exp: now() + 600, jti: randomUUID(), iss: ISS, aud: AUD };
 }
 
 async function expect401(token: string | undefined, code = 'invalid_token') {
@@ -40,8 +40,13 @@ async function expect401(token: string | undefined, code = 'invalid_token') {
 }
 
 let userId: string;
+/** A live session of that user, for hand-signed tokens. */
+let sid: string;
 beforeAll(async () => {
-  userId = (await register(t.app)).user.id;
+  const { user, token } = await signedInUser(t.app);
+  userId = user.id;
+  sid = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sid: string })
+    .sid;
 });
 
 test('when a hand-signed token has every required claim, then it is accepted (the baseline for the attacks)', async () => {
@@ -89,7 +94,7 @@ test('when the token is RS256, then 401', async () => {
   await expect401(`Bearer ${sign(goodClaims(userId), privateKey, 'RS256')}`);
 });
 
-test.each(['exp', 'sub', 'jti', 'iss', 'aud', 'iat'])(
+test.each(['exp', 'sub', 'sid', 'jti', 'iss', 'aud', 'iat'])(
   'when the %s claim is missing, then 401',
   async (claim) => {
     const claims = goodClaims(userId);
@@ -160,4 +165,17 @@ test('when a token fails, then neither it nor the header appears in the error bo
   const res = await expect401(`Bearer ${token}`);
   expect(JSON.stringify(res.body)).not.toContain(token);
   expect(JSON.stringify(res.body)).not.toContain('Bearer');
+});
+
+test("when a hand-signed token names another user's live session, then 401", async () => {
+  const other = await signedInUser(t.app);
+  await expect401(`Bearer ${sign({ ...goodClaims(other.user.id), sid })}`);
+});
+
+test('when a hand-signed token names a session that does not exist, then 401', async () => {
+  await expect401(`Bearer ${sign({ ...goodClaims(userId), sid: randomUUID() })}`);
+});
+
+test('when the sid claim is not a uuid, then 401', async () => {
+  await expect401(`Bearer ${sign({ ...goodClaims(userId), sid: "x' OR '1'='1" })}`);
 });

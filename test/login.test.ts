@@ -60,7 +60,7 @@ test('when logging in with JSON and the email in another case, then 200', async 
     .expect(200);
 });
 
-test('when the access token is decoded, then it carries sub, iat, exp, jti, iss and aud with HS256', async () => {
+test('when the access token is decoded, then it carries sub, sid, iat, exp, jti, iss and aud with HS256', async () => {
   const { email, password, user } = await register(t.app);
   const res = await request(t.app).post(TOKEN).send({ email, password }).expect(200);
   const [header, payload] = res.body.access_token
@@ -70,6 +70,7 @@ test('when the access token is decoded, then it carries sub, iat, exp, jti, iss 
   expect(header).toEqual({ alg: 'HS256', typ: 'JWT' });
   expect(payload).toEqual({
     sub: user.id,
+    sid: expect.stringMatching(/^[0-9a-f-]{36}$/),
     iat: expect.any(Number),
     exp: expect.any(Number),
     jti: expect.any(String),

@@ -60,9 +60,9 @@ function me(app: Express, accessToken: string) {
   return request(app).get(ME).set('Authorization', `Bearer ${accessToken}`);
 }
 
-function jtiOf(accessToken: string): string {
+function sidOf(accessToken: string): string {
   const payload = accessToken.split('.')[1]!;
-  return (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { jti: string }).jti;
+  return (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { sid: string }).sid;
 }
 
 function logout(app: Express, accessToken: string) {
@@ -261,24 +261,21 @@ describe('logout', () => {
     await me(t.app, other.access_token).expect(200);
   });
 
-  test('when logging out, then earlier access tokens are revoked until they expire and those past their lifetime are not stored', async () => {
+  test('when logging out, then the session and all its refresh tokens are ended in PostgreSQL and nothing is kept in Redis', async () => {
     const { pair } = await session(t.app);
     const second = (await refresh(t.app, pair.refresh_token).expect(200)).body as Pair;
-    const third = (await refresh(t.app, second.refresh_token).expect(200)).body as Pair;
-    // The first pair was issued longer ago than an access token lives (30 minutes).
-    await t.sql(
-      `UPDATE refresh_tokens SET created_at = created_at - interval '31 minutes' WHERE token_hash = $1`,
-      [sha256(pair.refresh_token)],
+    const sid = sidOf(second.access_token);
+    expect(sidOf(pair.access_token)).toBe(sid);
+    await logout(t.app, second.access_token).expect(204);
+    const [row] = await t.sql('SELECT ended_at, end_reason FROM sessions WHERE id = $1', [sid]);
+    expect(row).toEqual({ ended_at: expect.any(Date), end_reason: 'logout' });
+    const live = await t.sql(
+      'SELECT id FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL',
+      [sid],
     );
-    await logout(t.app, third.access_token).expect(204);
-    expect(await t.deps.revocations.isRevoked(jtiOf(pair.access_token))).toBe(false);
-    expect(await t.deps.revocations.isRevoked(jtiOf(second.access_token))).toBe(true);
-    // Kept as long as the token lives (30 minutes), not just for a moment.
-    const ttl = await t.deps.redis!.ttl(
-      `${t.deps.redisKeyPrefix}revoked:${jtiOf(second.access_token)}`,
-    );
-    expect(ttl).toBeGreaterThan(25 * 60);
-    expect(ttl).toBeLessThanOrEqual(30 * 60 + 10);
+    expect(live).toEqual([]);
+    const keys = await t.deps.redis!.keys(`${t.deps.redisKeyPrefix}revoked:*`);
+    expect(keys).toEqual([]);
   });
 
   test('when logging out without an access token, then 401', async () => {

@@ -4,6 +4,8 @@ import { ErrorCode, UnauthorizedError } from '../errors';
 
 export interface AccessClaims {
   sub: string;
+  /** The session (refresh-token family) the token was issued into. */
+  sid: string;
   jti: string;
   iat: number;
   exp: number;
@@ -46,10 +48,10 @@ export class AccessTokens {
     return this.opts.expireMinutes * 60;
   }
 
-  issue(userId: string): IssuedAccessToken {
+  issue(userId: string, sessionId: string): IssuedAccessToken {
     const jti = randomUUID();
     const expiresIn = this.lifetimeSeconds;
-    const token = jwt.sign({}, this.key, {
+    const token = jwt.sign({ sid: sessionId }, this.key, {
       algorithm: 'HS256',
       subject: userId,
       jwtid: jti,
@@ -61,7 +63,11 @@ export class AccessTokens {
     return { token, jti, expiresIn, expiresAt: new Date(exp * 1000) };
   }
 
-  /** The one verification path: pins HS256 and requires exp, sub, jti, iss and aud. */
+  /**
+   * The one verification path: pins HS256 and requires exp, sub, sid, jti, iss and aud. Tokens
+   * without `sid` (issued before sessions had ids, 30 minutes at most) are refused: their session
+   * could not be checked, and their holder refreshes or logs in again.
+   */
   verify(token: string): AccessClaims {
     let payload: unknown;
     try {
@@ -84,6 +90,8 @@ export class AccessTokens {
       typeof c.iat !== 'number' ||
       typeof c.sub !== 'string' ||
       !UUID.test(c.sub) ||
+      typeof c.sid !== 'string' ||
+      !UUID.test(c.sid) ||
       typeof c.jti !== 'string' ||
       c.jti.length === 0 ||
       c.jti.length > 64 ||

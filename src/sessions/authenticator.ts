@@ -1,9 +1,9 @@
-import type { UsersRepository, UserRecord } from '../accounts/users.repository';
+import type { UserRecord } from '../accounts/users.repository';
 import { ErrorCode, ForbiddenError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
 import type { AccessClaims, AccessTokens } from './access-tokens';
-import type { RevocationStore } from './revocations';
-import { issuedBeforeCutoff, type TokenCutoffExemptions } from './token-cutoffs';
+import type { SessionState } from './session-state';
+import { issuedBeforeCutoff } from './token-cutoffs';
 
 export interface AuthContext {
   user: UserRecord;
@@ -18,16 +18,14 @@ const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 export class Authenticator {
   constructor(
     private readonly tokens: AccessTokens,
-    private readonly users: UsersRepository,
-    private readonly revocations: RevocationStore,
+    private readonly sessions: SessionState,
     private readonly metrics: Metrics,
-    private readonly exemptions: TokenCutoffExemptions,
   ) {}
 
   /**
-   * Every bearer-protected call comes through here. The user row is read on each call, so a
-   * deactivation, demotion or delete made anywhere (another replica, SQL by an operator)
-   * takes effect on the very next request.
+   * Every bearer-protected call comes through here. The user row and the token's session are
+   * read together on each call, so a deactivation, demotion, delete or ended session made
+   * anywhere (another replica, SQL by an operator) takes effect on the very next request.
    */
   async authenticate(
     header: string | undefined,
@@ -53,15 +51,7 @@ export class Authenticator {
       outcome('invalid');
       throw err;
     }
-    // Independent look-ups on every authenticated call: Redis and PostgreSQL in parallel.
-    const [revoked, user] = await Promise.all([
-      this.revocations.isRevoked(claims.jti),
-      this.users.findById(claims.sub),
-    ]);
-    if (revoked) {
-      outcome('revoked');
-      throw new UnauthorizedError(ErrorCode.invalidToken, 'The access token has been revoked.');
-    }
+    const { user, sessionLive } = await this.sessions.check(claims.sub, claims.sid);
     if (!user || !user.isActive) {
       outcome('inactive_user');
       throw new UnauthorizedError(
@@ -69,11 +59,8 @@ export class Authenticator {
         'The access token is invalid or expired.',
       );
     }
-    // A password change or reset ends every earlier session (the store is asked only then).
-    if (
-      issuedBeforeCutoff(claims.iat, user.tokensValidAfter) &&
-      !(await this.exemptions.isExempt(claims.jti, user.tokensValidAfter!))
-    ) {
+    // An ended session (logout, reuse, password change), or a cutoff set by a password reset.
+    if (!sessionLive || issuedBeforeCutoff(claims.iat, user.tokensValidAfter)) {
       outcome('revoked');
       throw new UnauthorizedError(ErrorCode.invalidToken, 'The access token has been revoked.');
     }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { normaliseEmail } from '../accounts/email';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
@@ -6,12 +6,12 @@ import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import type { Database, Tx } from '../db/database';
 import { ErrorCode, ForbiddenError, InvalidCredentialsError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
-import { CLOCK_TOLERANCE_SECONDS, type AccessTokens } from './access-tokens';
+import type { AccessTokens } from './access-tokens';
 import type { AuthContext } from './authenticator';
 import type { RateLimits } from './rate-limits';
 import type { RefreshTokenRecord, RefreshTokensRepository } from './refresh-tokens.repository';
-import type { RevocationStore } from './revocations';
-import { waitPastCutoff, type TokenCutoffExemptions } from './token-cutoffs';
+import type { SessionEndReason, SessionScope, SessionsRepository } from './sessions.repository';
+import { waitPastCutoff } from './token-cutoffs';
 
 /** A freshly issued session: the handler's view turns it into the spec's TokenResponse. */
 export interface TokenPair {
@@ -25,10 +25,9 @@ export interface SessionsServiceDeps {
   db: Pick<Database, 'transaction'>;
   users: UsersRepository;
   refreshTokens: RefreshTokensRepository;
+  sessions: SessionsRepository;
   passwords: PasswordHasher;
   tokens: AccessTokens;
-  revocations: RevocationStore;
-  exemptions: TokenCutoffExemptions;
   rateLimits: RateLimits;
   metrics: Metrics;
   logger: Logger;
@@ -53,22 +52,18 @@ function invalidRefreshToken(): UnauthorizedError {
   );
 }
 
-/** An access token to refuse until it would have expired anyway. */
-interface LiveAccessToken {
-  jti: string;
-  expiresAt: Date;
-}
-
 type RefreshOutcome =
   | { kind: 'issued'; pair: TokenPair }
   | { kind: 'invalid' }
   | { kind: 'reused'; token: RefreshTokenRecord };
 
 /**
- * Sessions: a login starts a refresh-token family; every refresh spends one token and issues
- * the next in the same family. Locking protocol, to keep concurrent calls deterministic and
- * free of deadlocks: a transaction takes the user's row first (FOR SHARE to issue tokens,
- * FOR UPDATE to end sessions) and refresh-token rows after it.
+ * Sessions: a login starts a session (a `sessions` row, whose id is the refresh-token family and
+ * the `sid` of its access tokens); every refresh spends one token and issues the next in the
+ * same family. Ending a session in PostgreSQL revokes all of its tokens at once, on every
+ * replica; no revocation lives anywhere else. Locking protocol, to keep concurrent calls
+ * deterministic and free of deadlocks: a transaction takes the user's row first (FOR SHARE to
+ * issue tokens, FOR UPDATE to end sessions) and session and refresh-token rows after it.
  */
 export class SessionsService {
   constructor(private readonly d: SessionsServiceDeps) {}
@@ -112,7 +107,8 @@ export class SessionsService {
       // The password may have changed, or the account been deactivated, while bcrypt ran.
       const current = await this.lockUser(user.id, 'share', t);
       if (!current?.isActive || current.hashedPassword !== user.hashedPassword) return null;
-      return (await this.issuePair(current, { familyId: randomUUID(), parentId: null }, t)).pair;
+      const sessionId = await this.d.sessions.create(current.id, new Date(), t);
+      return (await this.issuePair(current, { familyId: sessionId, parentId: null }, t)).pair;
     });
     if (!pair) {
       this.d.metrics.logins.inc({ outcome: 'changed_meanwhile' });
@@ -159,6 +155,10 @@ export class SessionsService {
         if (now - row.usedAt.getTime() >= graceMs) return { kind: 'reused', token: row };
       }
       if (!user?.isActive) return { kind: 'invalid' };
+      // Also refuses a session ended without revoking its tokens (an operator's SQL).
+      if (!(await this.d.sessions.touch(row.familyId, new Date(now), t))) {
+        return { kind: 'invalid' };
+      }
       const pair = await this.issuePair(user, { familyId: row.familyId, parentId: row.id }, t);
       if (!row.usedAt) await this.d.refreshTokens.markUsed(row.id, pair.id, new Date(now), t);
       return { kind: 'issued', pair: pair.pair };
@@ -166,13 +166,11 @@ export class SessionsService {
     if (outcome.kind === 'issued') return outcome.pair;
     if (outcome.kind === 'reused') {
       // Outside the row lock above, so that two replays of one family cannot deadlock.
-      const live = await this.endFamily(outcome.token.userId, outcome.token.familyId, 'reuse');
+      await this.endSessions(outcome.token.userId, { ids: [outcome.token.familyId] }, 'reuse');
       this.d.logger.warn(
-        { userId: outcome.token.userId, familyId: outcome.token.familyId },
-        'a spent refresh token was presented again: its family is revoked',
+        { userId: outcome.token.userId, sessionId: outcome.token.familyId },
+        'a spent refresh token was presented again: its session is ended',
       );
-      // After the commit: the refresh tokens stay revoked even if the store fails here.
-      await this.revokeAccessTokens(live);
       throw new UnauthorizedError(
         ErrorCode.refreshTokenReused,
         'The refresh token was already used; the session has been ended.',
@@ -182,36 +180,36 @@ export class SessionsService {
   }
 
   /**
-   * Ends the session (refresh-token family) the caller's access token was issued into, and the
-   * family of `refreshToken` if it belongs to the same user: their refresh tokens are revoked,
-   * and so, on every replica, is every access token issued into them that may still be live.
+   * Ends the caller's session (the token's `sid`), and the session of `refreshToken` if it
+   * belongs to the same user: their refresh tokens and every access token issued into them stop
+   * working at once, on every replica.
    */
   async logout(auth: AuthContext, refreshToken?: string): Promise<void> {
     const other = refreshToken
       ? await this.d.refreshTokens.findByHash(hashRefreshToken(refreshToken))
       : null;
-    await this.d.db.transaction(async (t) => {
-      await this.lockUser(auth.user.id, 'update', t);
-      const families = new Set<string>();
-      const own = await this.d.refreshTokens.familyOfAccessToken(auth.user.id, auth.claims.jti, t);
-      if (own) families.add(own);
-      if (other && other.userId === auth.user.id) families.add(other.familyId);
-      for (const familyId of families) {
-        await this.d.refreshTokens.revokeFamily(familyId, 'logout', new Date(), t);
-      }
-      const live = await this.liveAccessTokens([...families], t);
-      // Last: if the store fails, nothing is committed and the client can simply retry.
-      await this.revokeAccessTokens([
-        { jti: auth.claims.jti, expiresAt: new Date(auth.claims.exp * 1000) },
-        ...live.filter((a) => a.jti !== auth.claims.jti),
-      ]);
-    });
+    const ids = [auth.claims.sid];
+    if (other && other.userId === auth.user.id) ids.push(other.familyId);
+    await this.endSessions(auth.user.id, { ids }, 'logout');
   }
 
   /**
-   * Changes the caller's password and ends every other session: access tokens issued before
-   * now are refused (`users.tokens_valid_after`) except the caller's own, which is exempted,
-   * and every refresh-token family is revoked except the one the caller's token came from.
+   * Ends one session of a user by id. False when it is not one of the user's live sessions
+   * (unknown, another user's, or already ended), so callers can answer 404 without a second look.
+   */
+  async endSession(userId: string, sessionId: string): Promise<boolean> {
+    const ended = await this.endSessions(userId, { ids: [sessionId] }, 'session_ended');
+    return ended.length === 1;
+  }
+
+  /** Ends every session of the user but `keepSessionId` (null: every one); returns their ids. */
+  async endOtherSessions(userId: string, keepSessionId: string | null): Promise<string[]> {
+    return this.endSessions(userId, { allExcept: keepSessionId }, 'session_ended');
+  }
+
+  /**
+   * Changes the caller's password and ends every other session of the user (their refresh and
+   * access tokens stop working); the caller's own session goes on.
    */
   async changePassword(
     auth: AuthContext,
@@ -240,15 +238,14 @@ export class SessionsService {
         throw new UnauthorizedError(ErrorCode.invalidToken, 'The account no longer exists.');
       // Changed by another request since this one read it: the check above proves nothing.
       if (user.hashedPassword !== auth.user.hashedPassword) throw wrong();
-      const cutoff = new Date();
-      const keep = await this.d.refreshTokens.familyOfAccessToken(user.id, auth.claims.jti, t);
-      await this.d.users.update(user.id, { hashedPassword, tokensValidAfter: cutoff }, t);
-      await this.d.refreshTokens.revokeAllForUser(user.id, 'password_change', cutoff, {
-        exceptFamilyId: keep,
-        tx: t,
-      });
-      // Last, so that a store failure rolls the whole change back.
-      await this.d.exemptions.exempt(auth.claims.jti, cutoff, new Date(auth.claims.exp * 1000));
+      await this.d.users.update(user.id, { hashedPassword }, t);
+      await this.d.sessions.end(
+        user.id,
+        { allExcept: auth.claims.sid },
+        'password_change',
+        new Date(),
+        t,
+      );
     });
   }
 
@@ -263,9 +260,7 @@ export class SessionsService {
       if (!user) return;
       const cutoff = new Date();
       await this.d.users.update(userId, { tokensValidAfter: cutoff }, t);
-      await this.d.refreshTokens.revokeAllForUser(userId, 'sessions_ended', cutoff, {
-        tx: t,
-      });
+      await this.d.sessions.end(userId, { allExcept: null }, 'sessions_ended', cutoff, t);
     };
     if (transaction) await run(transaction);
     else await this.d.db.transaction(run);
@@ -278,7 +273,7 @@ export class SessionsService {
     t: Tx,
   ): Promise<{ pair: TokenPair; id: string }> {
     await waitPastCutoff(user.tokensValidAfter);
-    const access = this.d.tokens.issue(user.id);
+    const access = this.d.tokens.issue(user.id, at.familyId);
     const refresh = newRefreshToken();
     const now = new Date();
     const row = await this.d.refreshTokens.insert(
@@ -299,36 +294,16 @@ export class SessionsService {
     };
   }
 
-  /** Revokes a family's refresh tokens; returns its access tokens that may still be live. */
-  private async endFamily(
+  /** Ends sessions of a user under the user's row lock (see the locking protocol above). */
+  private async endSessions(
     userId: string,
-    familyId: string,
-    reason: 'reuse',
-  ): Promise<LiveAccessToken[]> {
+    scope: SessionScope,
+    reason: SessionEndReason,
+  ): Promise<string[]> {
     return this.d.db.transaction(async (t) => {
       await this.lockUser(userId, 'update', t);
-      await this.d.refreshTokens.revokeFamily(familyId, reason, new Date(), t);
-      return this.liveAccessTokens([familyId], t);
+      return this.d.sessions.end(userId, scope, reason, new Date(), t);
     });
-  }
-
-  /**
-   * The access tokens issued into these families that may not have expired yet. A row's
-   * created_at is taken just after its token was signed, so created_at + lifetime is never
-   * before the token's `exp`; the verifier's clock tolerance keeps a token a little longer.
-   */
-  private async liveAccessTokens(familyIds: string[], t: Tx): Promise<LiveAccessToken[]> {
-    const lifetimeMs = this.d.tokens.lifetimeSeconds * 1000;
-    const since = new Date(Date.now() - lifetimeMs - CLOCK_TOLERANCE_SECONDS * 1000);
-    const rows = await this.d.refreshTokens.accessTokensOfFamilies(familyIds, since, t);
-    return rows.map((r) => ({
-      jti: r.accessJti,
-      expiresAt: new Date(new Date(r.createdAt).getTime() + lifetimeMs),
-    }));
-  }
-
-  private async revokeAccessTokens(tokens: LiveAccessToken[]): Promise<void> {
-    await Promise.all(tokens.map((a) => this.d.revocations.revoke(a.jti, a.expiresAt)));
   }
 
   private lockUser(userId: string, mode: 'share' | 'update', t: Tx): Promise<UserRecord | null> {

@@ -1,27 +1,8 @@
-import type { EphemeralStore } from '../state/ephemeral-store';
-
 /**
- * A password change refuses every access token of the user issued before it
- * (`users.tokens_valid_after`), except the one that made the change. That one token is
- * remembered here, tied to that exact cutoff: a later change or reset moves the cutoff and so
- * ends the exemption too. Kept until the token would have expired anyway.
+ * `users.tokens_valid_after`: access tokens issued before it are refused. Set by ending every
+ * session of a user (a password reset) and by deactivation, as a second line behind the
+ * sessions those end.
  */
-export class TokenCutoffExemptions {
-  constructor(private readonly store: EphemeralStore) {}
-
-  async exempt(jti: string, cutoff: Date, expiresAt: Date): Promise<void> {
-    const ttl = Math.ceil((expiresAt.getTime() - Date.now()) / 1000) + 5;
-    if (ttl > 0) await this.store.set(key(jti), String(cutoff.getTime()), ttl);
-  }
-
-  async isExempt(jti: string, cutoff: Date): Promise<boolean> {
-    return (await this.store.get(key(jti))) === String(cutoff.getTime());
-  }
-}
-
-function key(jti: string): string {
-  return `cutoff-exempt:${jti}`;
-}
 
 /**
  * JWT `iat` has whole seconds. A token is accepted only when `iat * 1000 >= cutoff`, so a token

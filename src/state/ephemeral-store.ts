@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 
 /**
- * Short-lived state with expiry (revoked token ids, OAuth request tokens, one-time markers).
+ * Short-lived state with expiry (OAuth request tokens, one-time markers). Never a revocation:
+ * those live in PostgreSQL (see sessions), so losing this state cannot bring a token back.
  * Redis when configured, so every replica sees the same state; otherwise in process, which
  * is single-instance only.
  */

@@ -19,9 +19,9 @@ import { AccessTokens } from '../sessions/access-tokens';
 import { Authenticator } from '../sessions/authenticator';
 import { RateLimits } from '../sessions/rate-limits';
 import { RefreshTokensRepository } from '../sessions/refresh-tokens.repository';
-import { StoreRevocations, type RevocationStore } from '../sessions/revocations';
+import { DatabaseSessionState, type SessionState } from '../sessions/session-state';
+import { SessionsRepository } from '../sessions/sessions.repository';
 import { SessionsService } from '../sessions/sessions.service';
-import { TokenCutoffExemptions } from '../sessions/token-cutoffs';
 import type { EphemeralStore } from '../state/ephemeral-store';
 import type { SecretKeys } from './keys';
 
@@ -41,7 +41,8 @@ export interface Services {
   users: UsersRepository;
   passwords: PasswordHasher;
   accessTokens: AccessTokens;
-  revocations: RevocationStore;
+  /** The authenticated path's one look-up (user and session); a cache may wrap it. */
+  sessionState: SessionState;
   rateLimits: RateLimits;
   authenticator: Authenticator;
   accounts: AccountsService;
@@ -57,7 +58,7 @@ export interface Services {
 
 /** Repositories and services over an open database and store; nothing here opens a connection. */
 export function createServices(i: ServiceInputs): Services {
-  const { config, logger, metrics, db, redis, redisKeyPrefix, store } = i;
+  const { config, logger, metrics, db, redis, redisKeyPrefix } = i;
   const sql = db.sequelize;
   const users = new UsersRepository(sql);
   const passwords = new PasswordHasher(
@@ -71,8 +72,7 @@ export function createServices(i: ServiceInputs): Services {
     audience: config.jwtAudience,
     expireMinutes: config.jwtExpireMinutes,
   });
-  const revocations = new StoreRevocations(store);
-  const exemptions = new TokenCutoffExemptions(store);
+  const sessionState = new DatabaseSessionState(sql);
   const rateLimits = new RateLimits({ config, redis, redisKeyPrefix, metrics, logger });
   const lifecycle: Lifecycle = { shuttingDown: false };
   // Values sealed under a previous key still open; new values are sealed under the current one.
@@ -82,10 +82,9 @@ export function createServices(i: ServiceInputs): Services {
     db,
     users,
     refreshTokens: new RefreshTokensRepository(sql),
+    sessions: new SessionsRepository(sql),
     passwords,
     tokens: accessTokens,
-    revocations,
-    exemptions,
     rateLimits,
     metrics,
     logger,
@@ -98,9 +97,9 @@ export function createServices(i: ServiceInputs): Services {
     users,
     passwords,
     accessTokens,
-    revocations,
+    sessionState,
     rateLimits,
-    authenticator: new Authenticator(accessTokens, users, revocations, metrics, exemptions),
+    authenticator: new Authenticator(accessTokens, sessionState, metrics),
     accounts: new AccountsService(users, passwords, metrics),
     sessions,
     health: new HealthService(db, redis, lifecycle),
