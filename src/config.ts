@@ -20,6 +20,8 @@ export interface Config {
   dataDir: string;
   database: DatabaseConfig;
   redisUrl: string | null;
+  /** Deadline of every Redis command; past it the caller's fallback takes over. */
+  redisCommandTimeoutMs: number;
   migrateOnStart: boolean;
   shutdownTimeoutSeconds: number;
   validateResponses: boolean;
@@ -238,6 +240,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dataDir,
     database: databaseFrom(r, dataDir),
     redisUrl: r.url('REDIS_URL', null, ['redis:', 'rediss:']),
+    redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1000, 10, 60_000),
     migrateOnStart: r.bool('MIGRATE_ON_START', true),
     shutdownTimeoutSeconds: r.int('SHUTDOWN_TIMEOUT_SECONDS', 10, 0, 600),
     validateResponses: r.bool('VALIDATE_RESPONSES', true),

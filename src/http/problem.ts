@@ -118,7 +118,7 @@ function isUnavailable(err: unknown): boolean {
     pgCode === '57014' || // statement timeout
     pgCode === '57P01' || // admin shutdown
     name === 'MaxRetriesPerRequestError' ||
-    /^Connection is closed|enableOfflineQueue/.test(message ?? '')
+    /^Connection is closed|enableOfflineQueue|^Command timed out/.test(message ?? '')
   );
 }
 

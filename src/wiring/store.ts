@@ -23,10 +23,14 @@ export function openStore(
     );
     return { redis: null, store: memory, close: async () => memory.close() };
   }
+  // Every command has a deadline, also while it waits in the offline queue (ioredis starts
+  // the timer before queueing), so a Redis that accepts connections but never answers
+  // cannot hold a request: the command fails and the caller's fallback takes over.
   const redis = new Redis(config.redisUrl, {
     lazyConnect: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
+    commandTimeout: config.redisCommandTimeoutMs,
     enableOfflineQueue: true,
   });
   redis.on('error', (err) => logger.warn({ err: { message: err.message } }, 'redis error'));
