@@ -214,8 +214,10 @@ export interface paths {
          *       `password`) or JSON `{email, password}`. A wrong password, an unknown email and an
          *       inactive account all give the same 401 (`code: invalid_credentials`) in about the
          *       same time. Failed attempts are limited per client address and email
-         *       (`RATE_LIMIT_LOGIN_PER_MINUTE`, default 10 a minute): beyond that, 429 with
-         *       `Retry-After`; a successful login clears the count.
+         *       (`RATE_LIMIT_LOGIN_PER_MINUTE`, default 10 a minute) and per client address across
+         *       all emails (`RATE_LIMIT_LOGIN_IP_PER_MINUTE`, default 30 a minute, checked before any
+         *       password hashing): beyond either, 429 with `Retry-After`; a successful login clears
+         *       the count for its email and does not count against the address.
          *     - **Refresh grant**: `grant_type=refresh_token` with `refresh_token` (form or JSON). No
          *       password is needed. The presented refresh token is spent and a new pair is returned
          *       in the same session (token family). A refresh token is valid for
@@ -232,7 +234,8 @@ export interface paths {
          *
          *     Refresh tokens are opaque (256 random bits, base64url) and stored only as a SHA-256
          *     hash. Password hashing is capped (`HASH_CONCURRENCY`); beyond a short queue, 503
-         *     `code: hash_capacity_exceeded` with `Retry-After`.
+         *     `code: hash_capacity_exceeded` with `Retry-After`. The queue is shared fairly between
+         *     client addresses, so one client flooding logins cannot keep another client's out.
          */
         post: operations["issueToken"];
         delete?: never;

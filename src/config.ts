@@ -42,6 +42,8 @@ export interface Config {
   rateLimit: {
     enabled: boolean;
     loginPerMinute: number;
+    /** Failed logins per client address across all emails. */
+    loginIpPerMinute: number;
     registerPerHour: number;
   };
   trustProxy: string | number | boolean;
@@ -259,6 +261,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     rateLimit: {
       enabled: r.bool('RATE_LIMIT_ENABLED', true),
       loginPerMinute: r.int('RATE_LIMIT_LOGIN_PER_MINUTE', 10, 1, 1_000_000),
+      loginIpPerMinute: r.int('RATE_LIMIT_LOGIN_IP_PER_MINUTE', 30, 1, 1_000_000),
       registerPerHour: r.int('RATE_LIMIT_REGISTER_PER_HOUR', 20, 1, 1_000_000),
     },
     trustProxy: trustProxyFrom(r),

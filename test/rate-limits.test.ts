@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, test } from '@jest/globals';
 import type { Express } from 'express';
 import request from 'supertest';
+import { problemsOf } from './support/config';
 import {
   GOOD_PASSWORD,
   register,
@@ -132,6 +133,101 @@ describe('failed logins', () => {
         .send({ current_password: current, new_password: 'another-good-password' });
     for (let i = 0; i < 2; i++) await change('wrong-password').expect(403);
     expectRateLimited(await change(GOOD_PASSWORD), 60);
+  });
+});
+
+/** Resolves once `cond` holds; fails after a bounded wait. */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function hashesCounted(t: TestApp): Promise<number> {
+  const m = await t.deps.metrics.passwordHashDuration.get();
+  return m.values
+    .filter((v) => v.metricName?.endsWith('_count'))
+    .reduce((sum, v) => sum + v.value, 0);
+}
+
+describe('failed logins per client address across emails', () => {
+  test('when failed logins from one address reach RATE_LIMIT_LOGIN_IP_PER_MINUTE, then 429 before any hashing, whatever the email', async () => {
+    const t = await app({ TRUST_PROXY: 'loopback', RATE_LIMIT_LOGIN_IP_PER_MINUTE: '3' });
+    const { email } = await register(t.app);
+    for (let i = 0; i < 3; i++) {
+      await attempt(t.app, uniqueEmail('spray'), 'wrong-password', '198.51.100.9').expect(401);
+    }
+    const before = await hashesCounted(t);
+    expectRateLimited(await attempt(t.app, email, GOOD_PASSWORD, '198.51.100.9'), 60);
+    expect(await hashesCounted(t)).toBe(before);
+    expect(await rejections(t, 'login_ip')).toBe(1);
+    await attempt(t.app, email, GOOD_PASSWORD, '198.51.100.10').expect(200);
+  });
+
+  test('when logins from one address succeed, then they do not count against its budget', async () => {
+    const t = await app({ TRUST_PROXY: 'loopback', RATE_LIMIT_LOGIN_IP_PER_MINUTE: '2' });
+    const { email } = await register(t.app);
+    await attempt(t.app, uniqueEmail('typo'), 'wrong-password', '198.51.100.11').expect(401);
+    for (let i = 0; i < 3; i++)
+      await attempt(t.app, email, GOOD_PASSWORD, '198.51.100.11').expect(200);
+    await attempt(t.app, uniqueEmail('typo'), 'wrong-password', '198.51.100.11').expect(401);
+    await attempt(t.app, email, GOOD_PASSWORD, '198.51.100.11').expect(429);
+  });
+
+  test('when RATE_LIMIT_LOGIN_IP_PER_MINUTE is not a positive integer, then start-up names it', () => {
+    expect(problemsOf({ RATE_LIMIT_LOGIN_IP_PER_MINUTE: '0' })).toEqual([
+      expect.stringContaining('RATE_LIMIT_LOGIN_IP_PER_MINUTE'),
+    ]);
+  });
+});
+
+describe('one client flooding logins', () => {
+  test("when one client floods logins with fresh emails while hashing is saturated, then another client's correct login succeeds and the flooder ends with 429", async () => {
+    const t = await app({
+      TRUST_PROXY: 'loopback',
+      HASH_CONCURRENCY: '1',
+      HASH_QUEUE_LIMIT: '4',
+      RATE_LIMIT_LOGIN_IP_PER_MINUTE: '6',
+    });
+    const { email } = await register(t.app, uniqueEmail('victim'));
+    const gate = t.deps.passwords.capacity;
+    // Hashing is busy: every login from now on waits for a slot or is refused.
+    let release!: () => void;
+    const held = gate.run(() => new Promise<void>((r) => (release = r)));
+    const FLOODER = '198.51.100.66';
+    let settled = 0;
+    const flood = Array.from({ length: 12 }, () =>
+      attempt(t.app, uniqueEmail('flood'), 'wrong-password', FLOODER).then((r) => {
+        settled++;
+        return r;
+      }),
+    );
+    // The flooder holds the whole queue; the rest of its requests were refused.
+    await until(() => gate.queued === 4 && settled === 8, 'the flood to fill the queue');
+    let victimDone = false;
+    const victim = attempt(t.app, email, GOOD_PASSWORD, '203.0.113.20').then((r) => {
+      victimDone = true;
+      return r;
+    });
+    // Either the victim is refused at once, or it takes a flooder's place in the queue.
+    await until(() => victimDone || settled === 9, 'the victim to be queued or refused');
+    release();
+    await held;
+    const [victimRes, floodRes] = await Promise.all([victim, Promise.all(flood)]);
+    expect(victimRes.status).toBe(200);
+    for (const r of floodRes) expect([401, 429, 503]).toContain(r.status);
+    // Once its failures reach the budget, the flooder gets 429 before any hashing.
+    const statuses: number[] = [];
+    for (let i = 0; i < 7 && statuses.at(-1) !== 429; i++) {
+      const r = await attempt(t.app, uniqueEmail('flood'), 'wrong-password', FLOODER);
+      statuses.push(r.status);
+      if (r.status === 429) expectRateLimited(r, 60);
+    }
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.slice(0, -1).every((s) => s === 401)).toBe(true);
+    await attempt(t.app, email, GOOD_PASSWORD, '203.0.113.20').expect(200);
   });
 });
 

@@ -11,7 +11,7 @@ export function accountHandlers(
   return {
     async registerUser({ body, ctx }) {
       await rateLimits.registration(ctx.ip);
-      const user = await accounts.register(body.email, body.password);
+      const user = await accounts.register(body.email, body.password, ctx.ip);
       return { status: 201, body: toUser(user) };
     },
     async getCurrentUser({ auth }) {

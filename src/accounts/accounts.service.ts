@@ -11,10 +11,10 @@ export class AccountsService {
     private readonly metrics: Metrics,
   ) {}
 
-  async register(email: string, password: string): Promise<UserRecord> {
+  async register(email: string, password: string, ip?: string): Promise<UserRecord> {
     try {
       assertNewPassword(password, '/body/password');
-      const hashedPassword = await this.passwords.hash(password);
+      const hashedPassword = await this.passwords.hash(password, ip);
       const user = await this.users.create({ email: normaliseEmail(email), hashedPassword });
       this.metrics.registrations.inc({ outcome: 'created' });
       return user;

@@ -38,8 +38,9 @@ export class PasswordHasher {
     return this.gate;
   }
 
-  hash(password: string): Promise<string> {
-    return this.timed('hash', () => bcrypt.hash(password, this.cost));
+  /** `client` (the caller's address) gets its fair share of the hashing queue. */
+  hash(password: string, client?: string): Promise<string> {
+    return this.timed('hash', client, () => bcrypt.hash(password, this.cost));
   }
 
   /** True when `hash` was made under another cost than the current one; unreadable ones stay. */
@@ -52,8 +53,8 @@ export class PasswordHasher {
   }
 
   /** Constant-ish time compare. Passwords over 72 bytes can never match: bcrypt would truncate them. */
-  async verify(password: string, hash: string): Promise<boolean> {
-    const ok = await this.timed('verify', () => bcrypt.compare(password, hash));
+  async verify(password: string, hash: string, client?: string): Promise<boolean> {
+    const ok = await this.timed('verify', client, () => bcrypt.compare(password, hash));
     return ok && Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES;
   }
 
@@ -61,10 +62,10 @@ export class PasswordHasher {
    * For unknown emails: spend the same bcrypt work as a real check, so response time does not
    * reveal whether an account exists. Always false.
    */
-  async verifyDummy(password: string): Promise<false> {
+  async verifyDummy(password: string, client?: string): Promise<false> {
     this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
     const hash = await this.dummyHash;
-    await this.timed('verify', () => bcrypt.compare(password, hash));
+    await this.timed('verify', client, () => bcrypt.compare(password, hash));
     return false;
   }
 
@@ -74,7 +75,7 @@ export class PasswordHasher {
     await this.dummyHash;
   }
 
-  private timed<T>(op: 'hash' | 'verify', fn: () => Promise<T>): Promise<T> {
+  private timed<T>(op: 'hash' | 'verify', client: string | undefined, fn: () => Promise<T>) {
     return this.gate.run(async () => {
       const end = this.metrics.passwordHashDuration.startTimer({ op });
       try {
@@ -82,6 +83,6 @@ export class PasswordHasher {
       } finally {
         end();
       }
-    });
+    }, client);
   }
 }

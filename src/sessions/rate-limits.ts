@@ -11,7 +11,7 @@ import type { Config } from '../config';
 import { TooManyRequestsError } from '../errors';
 import type { Metrics } from '../metrics';
 
-export type LimiterName = 'login' | 'register';
+export type LimiterName = 'login' | 'login_ip' | 'register';
 
 export interface RateLimitsOptions {
   config: Readonly<Config>;
@@ -35,37 +35,57 @@ export class RateLimits {
     this.limiters = rateLimit.enabled
       ? {
           login: this.limiter('login', rateLimit.loginPerMinute, 60),
+          login_ip: this.limiter('login_ip', rateLimit.loginIpPerMinute, 60),
           register: this.limiter('register', rateLimit.registerPerHour, 60 * 60),
         }
       : null;
   }
 
   /**
-   * Reserves one failed-login slot for this client and email before the password is checked,
-   * so concurrent guesses cannot overshoot the budget; `loginSucceeded` gives it back. Used
-   * for every check of an account password (login, password change).
+   * Reserves one failed-login slot for this client (across all emails) and one for this client
+   * and email, before the password is checked, so concurrent guesses cannot overshoot either
+   * budget and a client spraying fresh emails is stopped before it costs any hashing;
+   * `loginSucceeded` gives them back. Used for every check of an account password (login,
+   * password change).
    */
   async beginLogin(ip: string, email: string): Promise<void> {
-    await this.consume('login', loginKey(ip, email));
-  }
-
-  /** Gives back the slot of an attempt whose password was never judged (503 and the like). */
-  async cancelLogin(ip: string, email: string): Promise<void> {
-    if (!this.limiters) return;
+    await this.consume('login_ip', ip);
     try {
-      await this.limiters.login.reward(loginKey(ip, email));
+      await this.consume('login', loginKey(ip, email));
     } catch (err) {
-      this.opts.logger.warn({ err: describe(err) }, 'could not refund a login rate-limit slot');
+      await this.refund('login_ip', ip);
+      throw err;
     }
   }
 
-  /** A correct password clears the client's failures for that email. */
+  /** Gives back the slots of an attempt whose password was never judged (503 and the like). */
+  async cancelLogin(ip: string, email: string): Promise<void> {
+    await Promise.all([this.refund('login', loginKey(ip, email)), this.refund('login_ip', ip)]);
+  }
+
+  /**
+   * A correct password clears the client's failures for that email and gives back its slot in
+   * the client's budget: only failures count there.
+   */
   async loginSucceeded(ip: string, email: string): Promise<void> {
     if (!this.limiters) return;
     try {
       await this.limiters.login.delete(loginKey(ip, email));
     } catch (err) {
       this.opts.logger.warn({ err: describe(err) }, 'could not reset a login rate-limit counter');
+    }
+    await this.refund('login_ip', ip);
+  }
+
+  private async refund(name: LimiterName, key: string): Promise<void> {
+    if (!this.limiters) return;
+    try {
+      await this.limiters[name].reward(key);
+    } catch (err) {
+      this.opts.logger.warn(
+        { err: describe(err), limiter: name },
+        'could not refund a rate-limit slot',
+      );
     }
   }
 

@@ -78,7 +78,7 @@ export class SessionsService {
     await this.d.rateLimits.beginLogin(ip, normalised);
     let pair: TokenPair;
     try {
-      pair = await this.checkPasswordAndStart(normalised, password);
+      pair = await this.checkPasswordAndStart(normalised, password, ip);
     } catch (err) {
       // No guess was judged (hashing at capacity, a dependency down): give the slot back.
       if (!(err instanceof InvalidCredentialsError)) {
@@ -91,14 +91,18 @@ export class SessionsService {
     return pair;
   }
 
-  private async checkPasswordAndStart(email: string, password: string): Promise<TokenPair> {
+  private async checkPasswordAndStart(
+    email: string,
+    password: string,
+    ip: string,
+  ): Promise<TokenPair> {
     const user = await this.d.users.findByEmail(email);
     if (!user) {
-      await this.d.passwords.verifyDummy(password);
+      await this.d.passwords.verifyDummy(password, ip);
       this.d.metrics.logins.inc({ outcome: 'invalid_credentials' });
       throw new InvalidCredentialsError();
     }
-    const ok = await this.d.passwords.verify(password, user.hashedPassword);
+    const ok = await this.d.passwords.verify(password, user.hashedPassword, ip);
     if (!ok || !user.isActive) {
       this.d.metrics.logins.inc({ outcome: 'invalid_credentials' });
       throw new InvalidCredentialsError();
@@ -114,7 +118,7 @@ export class SessionsService {
       this.d.metrics.logins.inc({ outcome: 'changed_meanwhile' });
       throw new InvalidCredentialsError();
     }
-    await this.upgradeHash(user, password);
+    await this.upgradeHash(user, password, ip);
     return pair;
   }
 
@@ -123,10 +127,10 @@ export class SessionsService {
    * checking any account costs the same as checking the dummy hash. Best effort: the login
    * has succeeded either way.
    */
-  private async upgradeHash(user: UserRecord, password: string): Promise<void> {
+  private async upgradeHash(user: UserRecord, password: string, ip: string): Promise<void> {
     if (!this.d.passwords.needsRehash(user.hashedPassword)) return;
     try {
-      const hashedPassword = await this.d.passwords.hash(password);
+      const hashedPassword = await this.d.passwords.hash(password, ip);
       await this.d.users.replacePasswordHash(user.id, user.hashedPassword, hashedPassword);
     } catch (err) {
       this.d.logger.warn(
@@ -224,14 +228,14 @@ export class SessionsService {
     await this.d.rateLimits.beginLogin(ip, auth.user.email);
     let ok: boolean;
     try {
-      ok = await this.d.passwords.verify(currentPassword, auth.user.hashedPassword);
+      ok = await this.d.passwords.verify(currentPassword, auth.user.hashedPassword, ip);
     } catch (err) {
       await this.d.rateLimits.cancelLogin(ip, auth.user.email);
       throw err;
     }
     if (!ok) throw wrong();
     await this.d.rateLimits.loginSucceeded(ip, auth.user.email);
-    const hashedPassword = await this.d.passwords.hash(newPassword);
+    const hashedPassword = await this.d.passwords.hash(newPassword, ip);
     await this.d.db.transaction(async (t) => {
       const user = await this.lockUser(auth.user.id, 'update', t);
       if (!user)

@@ -64,6 +64,7 @@ export async function startTestApp(
     // Test files register and log in many times from one address; rate-limit tests lower these.
     RATE_LIMIT_REGISTER_PER_HOUR: '100000',
     RATE_LIMIT_LOGIN_PER_MINUTE: '100000',
+    RATE_LIMIT_LOGIN_IP_PER_MINUTE: '100000',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     ...env,
