@@ -1,4 +1,5 @@
-import express, { type Express } from 'express';
+import type { ServerResponse } from 'node:http';
+import express, { type Express, type Response } from 'express';
 import pinoHttp from 'pino-http';
 import type { Deps } from './deps';
 import { NotFoundError } from './errors';
@@ -6,12 +7,23 @@ import { cors } from './http/cors';
 import { createHandlers } from './http/handlers';
 import { requestMetrics } from './http/metrics-middleware';
 import { noStore, requestId, securityHeaders } from './http/middleware';
-import { problemHandler } from './http/problem';
+import { problemHandler, type ProblemLog } from './http/problem';
 import { openApiRouter } from './http/router';
 import type { Port } from './http/spec';
 import { httpSerializers, runInRequestScope } from './logger';
 
 const BODY_LIMIT = '64kb';
+
+function problemOf(res: ServerResponse): ProblemLog | undefined {
+  return (res as Partial<Response>).locals?.problem as ProblemLog | undefined;
+}
+
+function withProblem(res: ServerResponse, val: object): object {
+  const problem = problemOf(res);
+  if (!problem) return val;
+  const { level: _level, ...rest } = problem;
+  return { ...val, problem: rest };
+}
 
 function base(deps: Deps, port: Port): Express {
   const app = express();
@@ -25,7 +37,16 @@ function base(deps: Deps, port: Port): Express {
       customProps: () => ({ port }),
       // Health probes and scrapes would drown everything else.
       autoLogging: { ignore: (req) => port === 'health' || req.url === '/health' },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      // A refusal's level was decided where the error became a response; one short line
+      // each, with the problem code and never a stack (pino-http would make one up for 5xx).
+      customLogLevel: (_req, res, err) =>
+        problemOf(res)?.level ?? (err || res.statusCode >= 500 ? 'error' : 'info'),
+      customSuccessObject: (_req, res, val: object) => withProblem(res, val),
+      customErrorObject: (_req, res, _err, val: object) => {
+        const { err: _dropped, ...rest } = val as { err?: unknown };
+        return withProblem(res, rest);
+      },
+      customErrorMessage: (_req, res) => `request failed with status ${res.statusCode}`,
       serializers: httpSerializers,
     }),
   );

@@ -216,22 +216,40 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
   );
 }
 
+/** What the request's own log line says about a refusal (see app.ts); never a stack. */
+export interface ProblemLog {
+  level: 'info' | 'warn' | 'error';
+  code: string;
+  cause?: { name: string; message: string };
+}
+
+/**
+ * Expected refusals are quiet: a 4xx is the client's business (info), a 503 or 502 for
+ * capacity or a dependency is worth a warning. Only a bug (500), or a condition an operator
+ * must fix (a stored secret that no key opens), is an error.
+ */
+function problemLog(appErr: AppError, err: unknown): ProblemLog {
+  const cause = appErr.cause ?? (err instanceof AppError ? undefined : err);
+  const level =
+    appErr.status === 500 || appErr.code === ErrorCode.storedSecretUnreadable
+      ? 'error'
+      : appErr.status >= 500
+        ? 'warn'
+        : 'info';
+  const log: ProblemLog = { level, code: appErr.code };
+  // The client's detail stays generic; the cause tells the operator what to fix.
+  if (appErr.status >= 500 && cause instanceof Error) {
+    log.cause = { name: cause.name, message: cause.message };
+  }
+  return log;
+}
+
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
   // A failed bearer check stashes the precise reason; eov only passes on a generic 401.
   const appErr = req.authFailure ?? toAppError(err);
+  // A bug: the one case whose stack is worth a line of its own.
   if (appErr.status === 500) req.log?.error({ err }, 'unhandled error');
-  else if (appErr.status === 503 && !(err instanceof AppError)) {
-    req.log?.warn(
-      { err: { name: (err as Error).name, message: (err as Error).message } },
-      'dependency unavailable',
-    );
-  } else if (appErr.status >= 500 && appErr.cause instanceof Error) {
-    // The client's detail stays generic; the cause tells the operator what to fix.
-    req.log?.error(
-      { code: appErr.code, err: { name: appErr.cause.name, message: appErr.cause.message } },
-      'request failed on a server-side condition',
-    );
-  }
+  res.locals.problem = problemLog(appErr, err);
   if (res.headersSent) {
     res.end();
     return;
