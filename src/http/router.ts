@@ -1,6 +1,7 @@
 import type { RequestHandler, Request, Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { OpenAPIV3 } from 'express-openapi-validator/dist/framework/types';
+import { ValidationError } from '../errors';
 import type { Authenticator } from '../sessions/authenticator';
 import type { HandlerMap, OperationId, RequestContext } from './contract';
 import { toAppError } from './problem';
@@ -37,9 +38,39 @@ type AnyHandler = (input: {
   headers?: Record<string, string>;
 }>;
 
+/** JSON Pointers of the numbers under `value` that are not finite. */
+function nonFinite(value: unknown, pointer: string, found: string[] = []): string[] {
+  if (typeof value === 'number' && !Number.isFinite(value)) found.push(pointer);
+  else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      nonFinite(v, `${pointer}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, found);
+    }
+  }
+  return found;
+}
+
+/**
+ * The validator coerces query and path parameters with Ajv's coerceTypes, which turns
+ * `Infinity`, `-Infinity` and out-of-range literals such as `1e400` into non-finite numbers
+ * (`x == +x` holds for them) and then skips `minimum`/`maximum`, which Ajv only checks for finite
+ * numbers. No operation wants a non-finite number, so every coerced request is checked here
+ * once, for every parameter present and future, before any handler sees it.
+ */
+function assertFiniteNumbers(req: Request): void {
+  const found = [
+    ...nonFinite(req.query, '/query'),
+    ...nonFinite(req.params, '/path'),
+    ...nonFinite(req.body, '/body'),
+  ];
+  if (found.length > 0) {
+    throw new ValidationError(found.map((path) => ({ path, message: 'must be a finite number' })));
+  }
+}
+
 function bind(operationId: string, handler: AnyHandler): RequestHandler {
   const named = {
     [operationId]: async (req: Request, res: Response) => {
+      assertFiniteNumbers(req);
       const reply = await handler({
         body: req.body,
         params: req.params,
