@@ -527,7 +527,7 @@ export interface components {
          */
         Email: string;
         /**
-         * @description At least 8 characters and at most 72 bytes in UTF-8.
+         * @description At least 8 characters and at most 72 bytes in UTF-8, without NUL characters (bcrypt would ignore everything after one). Every operation that sets a password uses this schema.
          * @example correct-horse-battery
          */
         NewPassword: string;

@@ -20,6 +20,11 @@ export function assertNewPassword(password: string, field: string): void {
       { path: field, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` },
     ]);
   }
+  // bcrypt ends a password at NUL, so "abcdefgh\0anything" would equal "abcdefgh". The spec's
+  // NewPassword schema refuses it too; this holds for callers the spec does not front.
+  if (password.includes('\u0000')) {
+    throw new ValidationError([{ path: field, message: 'must not contain NUL characters' }]);
+  }
 }
 
 export class PasswordHasher {
