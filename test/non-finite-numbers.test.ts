@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { beforeAll, describe, expect, test } from '@jest/globals';
 import request from 'supertest';
 import { loadSpec } from '../src/http/spec';
-import { signedInUser, startTestApp, type TestApp } from './support/test-app';
+import { signedInAdmin, useTestApp } from './support/test-app';
 
 interface Parameter {
   name: string;
@@ -46,16 +46,10 @@ const cases = Object.entries(spec.paths).flatMap(([path, item]) =>
 
 const NON_FINITE = ['Infinity', '-Infinity', '1e309', '1e400', '-1e309', 'NaN'];
 
-let t: TestApp;
+const t = useTestApp();
 let adminToken: string;
 beforeAll(async () => {
-  t = await startTestApp();
-  const admin = await signedInUser(t.app);
-  await t.sql('UPDATE users SET is_admin = true WHERE id = $1', [admin.user.id]);
-  adminToken = admin.token;
-});
-afterAll(async () => {
-  await t.close();
+  adminToken = (await signedInAdmin(t)).token;
 });
 
 test('when the spec is read, then it has numeric parameters to check (limit and offset at least)', () => {

@@ -1,22 +1,9 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import request from 'supertest';
 import { loadSpec } from '../src/http/spec';
-import {
-  GOOD_PASSWORD,
-  login,
-  signedInUser,
-  startTestApp,
-  uniqueEmail,
-  type TestApp,
-} from './support/test-app';
+import { GOOD_PASSWORD, login, signedInUser, uniqueEmail, useTestApp } from './support/test-app';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await startTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+const t = useTestApp();
 
 // bcrypt stops at a NUL: each of these would make a shorter password match.
 const WITH_NUL = ['\u0000'.repeat(8), 'abcdefgh\u0000abcdefgh', 'correct-horse\u0000'];

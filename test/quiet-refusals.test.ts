@@ -1,28 +1,16 @@
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import request from 'supertest';
 import { Writable } from 'node:stream';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createDeps } from '../src/deps';
-import {
-  GOOD_PASSWORD,
-  TEST_JWT_SECRET,
-  register,
-  startTestApp,
-  type TestApp,
-} from './support/test-app';
+import { GOOD_PASSWORD, TEST_JWT_SECRET, register, useTestApp } from './support/test-app';
 
 /** No queue behind one hash in flight, and one registration an hour. */
-let t: TestApp;
-beforeAll(async () => {
-  t = await startTestApp({
-    HASH_CONCURRENCY: '1',
-    HASH_QUEUE_LIMIT: '0',
-    RATE_LIMIT_REGISTER_PER_HOUR: '1',
-  });
-});
-afterAll(async () => {
-  await t.close();
+const t = useTestApp({
+  HASH_CONCURRENCY: '1',
+  HASH_QUEUE_LIMIT: '0',
+  RATE_LIMIT_REGISTER_PER_HOUR: '1',
 });
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn' };
