@@ -9,7 +9,13 @@ module.exports = {
   transform: {
     // Type-checking is `npm run typecheck`'s job; tests only transpile, which is much faster.
     '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
+    // @badgateway/oauth2-client ships ES modules only; jest runs CommonJS, so it is transpiled.
+    '^.+/node_modules/@badgateway/.+\\.js$': [
+      'ts-jest',
+      { diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs' } },
+    ],
   },
+  transformIgnorePatterns: ['/node_modules/(?!@badgateway/)'],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 30000,

@@ -236,6 +236,18 @@ export interface paths {
          *     hash. Password hashing is capped (`HASH_CONCURRENCY`); beyond a short queue, 503
          *     `code: hash_capacity_exceeded` with `Retry-After`. The queue is shared fairly between
          *     client addresses, so one client flooding logins cannot keep another client's out.
+         *
+         *     **OAuth2 client libraries.** Every error body of this endpoint is a `TokenProblem`: the
+         *     problem members plus RFC 6749 section 5.2 `error` and `error_description`, so that
+         *     OAuth2 client libraries report the OAuth2 error code. `invalid_grant`: wrong
+         *     credentials, or an unknown, expired, spent or revoked refresh token.
+         *     `unsupported_grant_type`: a `grant_type` other than `password` and `refresh_token`.
+         *     `invalid_request`: any other malformed or invalid request. `temporarily_unavailable`:
+         *     429 and 503 (retry after `Retry-After`). `server_error`: 500. The statuses stay those
+         *     of the rest of the API (401, 422, ...); branch on `code` or `error`, not on the status.
+         *     The `oauth2` security scheme declares this endpoint as a password flow (`tokenUrl` and
+         *     `refreshUrl`) for documentation and generators; the token it issues is sent as
+         *     `bearerAuth`.
          */
         post: operations["issueToken"];
         delete?: never;
@@ -495,6 +507,30 @@ export interface components {
                 /** @example must NOT have fewer than 8 characters */
                 message: string;
             }[];
+        };
+        /**
+         * @description A problem from the token endpoint. Beside the problem members it is an RFC 6749 section
+         *     5.2 error response (`OAuth2Error`), so that OAuth2 client libraries see the OAuth2 error
+         *     code.
+         */
+        TokenProblem: components["schemas"]["Problem"] & components["schemas"]["OAuth2Error"];
+        /** @description The members of an RFC 6749 section 5.2 error response. */
+        OAuth2Error: {
+            /**
+             * @description The OAuth2 error code (RFC 6749 section 5.2): `invalid_grant` for wrong credentials
+             *     and for unknown, expired, spent or revoked refresh tokens, `unsupported_grant_type`
+             *     for a grant this endpoint does not offer, `invalid_request` for any other bad
+             *     request, `temporarily_unavailable` for 429 and 503 (retry later), `server_error` for
+             *     500.
+             * @example invalid_grant
+             * @enum {string}
+             */
+            error: "invalid_request" | "invalid_grant" | "unsupported_grant_type" | "temporarily_unavailable" | "server_error";
+            /**
+             * @description The same text as `detail`, for OAuth2 client libraries.
+             * @example The email or password is incorrect.
+             */
+            error_description: string;
         };
         Health: {
             /** @enum {string} */
@@ -896,6 +932,146 @@ export interface components {
             };
             content: {
                 "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The body could not be parsed (`error: invalid_request`). */
+        TokenMalformedBody: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/malformed_body",
+                 *       "title": "Bad Request",
+                 *       "status": 400,
+                 *       "detail": "The request body could not be parsed.",
+                 *       "code": "malformed_body",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
+                 *       "error": "invalid_request",
+                 *       "error_description": "The request body could not be parsed."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["TokenProblem"];
+            };
+        };
+        /** @description The body is larger than 64 KiB (`error: invalid_request`). */
+        TokenPayloadTooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/payload_too_large",
+                 *       "title": "Content Too Large",
+                 *       "status": 413,
+                 *       "detail": "The request body is larger than 65536 bytes.",
+                 *       "code": "payload_too_large",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
+                 *       "error": "invalid_request",
+                 *       "error_description": "The request body is larger than 65536 bytes."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["TokenProblem"];
+            };
+        };
+        /** @description The body is neither a form nor JSON (`error: invalid_request`). */
+        TokenUnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/unsupported_media_type",
+                 *       "title": "Unsupported Media Type",
+                 *       "status": 415,
+                 *       "detail": "The body's content type is not accepted by this operation.",
+                 *       "code": "unsupported_media_type",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
+                 *       "error": "invalid_request",
+                 *       "error_description": "The body's content type is not accepted by this operation."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["TokenProblem"];
+            };
+        };
+        /**
+         * @description The request breaks the schema: `error: unsupported_grant_type` when `grant_type` is
+         *     neither `password` nor `refresh_token`, `error: invalid_request` otherwise.
+         */
+        TokenValidationFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["TokenProblem"];
+            };
+        };
+        /** @description Too many failed logins from this client; wait `Retry-After` seconds (`error: temporarily_unavailable`). */
+        TokenTooManyRequests: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/rate_limited",
+                 *       "title": "Too Many Requests",
+                 *       "status": 429,
+                 *       "detail": "Too many requests; try again later.",
+                 *       "code": "rate_limited",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
+                 *       "error": "temporarily_unavailable",
+                 *       "error_description": "Too many requests; try again later."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["TokenProblem"];
+            };
+        };
+        /** @description Any other client error (`error: invalid_request`). */
+        TokenClientError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/not_found",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "There is nothing at this path.",
+                 *       "code": "not_found",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
+                 *       "error": "invalid_request",
+                 *       "error_description": "There is nothing at this path."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["TokenProblem"];
+            };
+        };
+        /** @description Password hashing is at capacity (`hash_capacity_exceeded`) or a dependency is unavailable (`service_unavailable`); retry after `Retry-After` seconds (`error: temporarily_unavailable`). */
+        TokenUnavailable: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/hash_capacity_exceeded",
+                 *       "title": "Service Unavailable",
+                 *       "status": 503,
+                 *       "detail": "The service is busy checking passwords; try again shortly.",
+                 *       "code": "hash_capacity_exceeded",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11",
+                 *       "error": "temporarily_unavailable",
+                 *       "error_description": "The service is busy checking passwords; try again shortly."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["TokenProblem"];
             };
         };
         /** @description The caller is authenticated but is not an administrator. */
@@ -1307,7 +1483,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            400: components["responses"]["MalformedBody"];
+            400: components["responses"]["TokenMalformedBody"];
             /**
              * @description The email or password is incorrect or the account is inactive
              *     (`invalid_credentials`); the refresh token is unknown, expired, revoked or belongs
@@ -1321,15 +1497,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/problem+json": components["schemas"]["TokenProblem"];
                 };
             };
-            413: components["responses"]["PayloadTooLarge"];
-            415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["ValidationFailed"];
-            429: components["responses"]["TooManyRequests"];
-            503: components["responses"]["PasswordCheckUnavailable"];
-            "4XX": components["responses"]["ClientError"];
+            413: components["responses"]["TokenPayloadTooLarge"];
+            415: components["responses"]["TokenUnsupportedMediaType"];
+            422: components["responses"]["TokenValidationFailed"];
+            429: components["responses"]["TokenTooManyRequests"];
+            503: components["responses"]["TokenUnavailable"];
+            "4XX": components["responses"]["TokenClientError"];
         };
     };
     getCurrentUser: {

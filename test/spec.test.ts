@@ -124,3 +124,17 @@ test('when the spec checks an email, then it is the same rule the code applies, 
   const core = EMAIL.source.slice(1, -1); // without ^ and $
   expect(email.pattern).toBe(`^\\s*(?=\\S{1,${EMAIL_MAX_LENGTH}}\\s*$)${core}\\s*$`);
 });
+
+test('when an operation accepts a bearer token, then it also lists the oauth2 flow that issues it, with the same scopes', () => {
+  const mismatched: string[] = [];
+  for (const { op } of operations) {
+    const security = (op as { security?: Record<string, string[]>[] }).security ?? [];
+    const bearer = security.find((r) => 'bearerAuth' in r)?.bearerAuth;
+    const oauth2 = security.find((r) => 'oauth2' in r)?.oauth2;
+    // Docs and generators learn from `oauth2` how to get the token `bearerAuth` sends.
+    if (bearer && JSON.stringify(oauth2) !== JSON.stringify(bearer)) {
+      mismatched.push(`${op.operationId}: add "- oauth2: ${JSON.stringify(bearer)}"`);
+    }
+  }
+  expect(mismatched).toEqual([]);
+});

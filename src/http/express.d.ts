@@ -6,6 +6,8 @@ declare global {
     interface Request {
       auth?: AuthContext;
       authFailure?: AppError;
+      /** The one bearer check of this request, shared by the equivalent security schemes. */
+      authCheck?: Promise<boolean>;
     }
   }
 }

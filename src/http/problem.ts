@@ -182,12 +182,46 @@ export function problemBody(err: AppError, requestId: string): Problem {
   return body;
 }
 
-export function sendProblem(res: Response, err: AppError, requestId: string): void {
+/** The OAuth2 token endpoint (the spec's `oauth2` flow `tokenUrl`; a test keeps them equal). */
+export const TOKEN_PATH = '/api/v1/auth/token';
+const GRANT_TYPES = new Set(['password', 'refresh_token']);
+
+/**
+ * RFC 6749 section 5.2 members for a problem of the token endpoint, so that OAuth2 client
+ * libraries see an OAuth2 error code. The statuses stay the API's own (401, 422, ...).
+ */
+export function oauth2ErrorOf(err: AppError, body: unknown): Schemas['OAuth2Error'] {
+  const grantType = (body as { grant_type?: unknown } | undefined)?.grant_type;
+  let error: Schemas['OAuth2Error']['error'];
+  // 401 and 403 here mean the grant itself (credentials, refresh token) is refused.
+  if (err.status === 401 || err.status === 403) error = 'invalid_grant';
+  else if (err.status === 429 || err.status === 503) error = 'temporarily_unavailable';
+  else if (err.status >= 500) error = 'server_error';
+  else if (
+    err.code === ErrorCode.validationFailed &&
+    typeof grantType === 'string' &&
+    !GRANT_TYPES.has(grantType)
+  ) {
+    error = 'unsupported_grant_type';
+  } else error = 'invalid_request';
+  const description =
+    error === 'unsupported_grant_type'
+      ? 'Only the password and refresh_token grant types are supported.'
+      : err.message;
+  return { error, error_description: description };
+}
+
+export function sendProblem(
+  res: Response,
+  err: AppError,
+  requestId: string,
+  extra: Partial<Schemas['OAuth2Error']> = {},
+): void {
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   res
     .status(err.status)
     .type('application/problem+json')
-    .send(JSON.stringify(problemBody(err, requestId)));
+    .send(JSON.stringify({ ...problemBody(err, requestId), ...extra }));
 }
 
 /**
@@ -254,5 +288,6 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
     res.end();
     return;
   }
-  sendProblem(res, appErr, req.id as string);
+  const tokenEndpoint = req.method === 'POST' && req.path === TOKEN_PATH;
+  sendProblem(res, appErr, req.id as string, tokenEndpoint ? oauth2ErrorOf(appErr, req.body) : {});
 };

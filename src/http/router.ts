@@ -91,6 +91,31 @@ function bind(operationId: string, handler: AnyHandler): RequestHandler {
 }
 
 /**
+ * Secured operations list `bearerAuth` and `oauth2` as alternatives for the same
+ * `Authorization: Bearer` token. eov runs every alternative's handler, so the check runs once
+ * per request and both handlers share its outcome.
+ */
+function authenticateOnce(
+  authenticator: Authenticator,
+  req: Request,
+  scopes: string[],
+): Promise<boolean> {
+  req.authCheck ??= authenticator
+    .authenticate(req.headers.authorization, { admin: scopes.includes('admin') })
+    .then(
+      (auth) => {
+        req.auth = auth;
+        return true;
+      },
+      (err: unknown) => {
+        req.authFailure = toAppError(err);
+        throw err;
+      },
+    );
+  return req.authCheck;
+}
+
+/**
  * express-openapi-validator wired to the spec: request/response validation, bearer security,
  * and routing by operationId. The resolver throws at boot when the spec names an operation
  * without a handler; the HandlerMap type makes the reverse a compile error.
@@ -107,17 +132,9 @@ export function openApiRouter(opts: RouterOptions): RequestHandler[] {
     ignoreUndocumented: false,
     validateSecurity: {
       handlers: {
-        bearerAuth: async (req, scopes) => {
-          try {
-            req.auth = await opts.authenticator.authenticate(req.headers.authorization, {
-              admin: scopes.includes('admin'),
-            });
-            return true;
-          } catch (err) {
-            req.authFailure = toAppError(err);
-            throw err;
-          }
-        },
+        bearerAuth: (req, scopes) => authenticateOnce(opts.authenticator, req, scopes),
+        // The same bearer token, described as the OAuth2 password flow that issues it.
+        oauth2: (req, scopes) => authenticateOnce(opts.authenticator, req, scopes),
       },
     },
     operationHandlers: {

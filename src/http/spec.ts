@@ -43,7 +43,28 @@ export function loadSpec(file = SPEC_FILE): SpecDocument {
         },
       );
       copy.paths = Object.fromEntries(kept);
+      absoluteFlowUrls(copy);
       return copy;
     },
   };
+}
+
+/**
+ * The spec's OAuth2 flow URLs are relative to the server (OpenAPI 3.1 admits relative
+ * references, and the host differs per deployment), but the 3.1 meta-schema that
+ * express-openapi-validator checks the document against types them `format: uri`. The
+ * validator never calls these URLs, so its copy gets them resolved against a placeholder host.
+ */
+function absoluteFlowUrls(doc: Record<string, unknown>): void {
+  const schemes = (doc.components as { securitySchemes?: Record<string, unknown> } | undefined)
+    ?.securitySchemes;
+  for (const scheme of Object.values(schemes ?? {})) {
+    const flows = (scheme as { flows?: Record<string, Record<string, unknown>> }).flows;
+    for (const flow of Object.values(flows ?? {})) {
+      for (const key of ['authorizationUrl', 'tokenUrl', 'refreshUrl']) {
+        const url = flow[key];
+        if (typeof url === 'string') flow[key] = new URL(url, 'http://localhost').href;
+      }
+    }
+  }
 }
