@@ -1324,7 +1324,7 @@ export interface operations {
                      *       "openapi": "3.1.0",
                      *       "info": {
                      *         "title": "Auth service",
-                     *         "version": "0.1.0"
+                     *         "version": "1.0.0"
                      *       }
                      *     }
                      */
