@@ -1,7 +1,7 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
+  roots: ['<rootDir>/test', '<rootDir>/clients'],
   testMatch: ['**/*.test.ts'],
   // Checks that need a system package (Chromium) run with `npm run test:browser`, which
   // overrides these two patterns, so that `npm test` needs only Node and Redis.
