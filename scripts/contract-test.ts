@@ -21,7 +21,7 @@ import { PROJECT_ROOT } from '../src/paths';
  */
 
 const PG_URL = process.env.CONTRACT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = process.env.CONTRACT_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+const REDIS_URL = process.env.CONTRACT_REDIS_URL ?? 'redis://127.0.0.1:6379/12';
 const WORKFLOWS = path.join(PROJECT_ROOT, 'arazzo', 'auth.arazzo.yaml');
 
 function withDatabase(url: string, name: string): string {
@@ -81,9 +81,8 @@ async function main(): Promise<number> {
   await admin.query(`CREATE DATABASE ${dbName}`);
   await admin.end();
 
+  // Only these: the caller's own shell (a DATABASE_URL, say) must not leak into the run.
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
     PORT: '0',
