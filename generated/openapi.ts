@@ -504,7 +504,10 @@ export interface components {
                  * @example /body/password
                  */
                 path: string;
-                /** @example must NOT have fewer than 8 characters */
+                /**
+                 * @description What is wrong with the value at `path`, for a human.
+                 * @example must NOT have fewer than 8 characters
+                 */
                 message: string;
             }[];
         };
@@ -532,17 +535,31 @@ export interface components {
              */
             error_description: string;
         };
+        /** @description The health of the service and of each dependency it needs. */
         Health: {
-            /** @enum {string} */
+            /**
+             * @description `healthy` when every configured dependency answers, `unhealthy` otherwise.
+             * @enum {string}
+             */
             status: "healthy" | "unhealthy";
-            /** @constant */
+            /**
+             * @description The name of this service.
+             * @constant
+             */
             service: "auth";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the check ran.
+             */
             timestamp: string;
             checks: components["schemas"]["DependencyChecks"];
         };
+        /** @description The answer of a liveness or readiness probe. */
         ProbeStatus: {
-            /** @enum {string} */
+            /**
+             * @description `ok` when the probe passes, `unavailable` otherwise.
+             * @enum {string}
+             */
             status: "ok" | "unavailable";
             checks?: components["schemas"]["DependencyChecks"];
         };
@@ -572,10 +589,12 @@ export interface components {
          * @example correct-horse-battery
          */
         Password: string;
+        /** @description A new account: its email and its password. */
         RegisterRequest: {
             email: components["schemas"]["Email"];
             password: components["schemas"]["NewPassword"];
         };
+        /** @description The password grant as JSON: the account's email and password. */
         LoginRequest: {
             /**
              * @description The account's email, in any letter case.
@@ -587,7 +606,7 @@ export interface components {
         /** @description The OAuth2 resource-owner password grant (RFC 6749 section 4.3). */
         PasswordGrantForm: {
             /**
-             * @description discriminator enum property added by openapi-typescript
+             * @description The OAuth2 grant: `password`. (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             grant_type: "password";
@@ -602,10 +621,14 @@ export interface components {
             /** @description Accepted for OAuth2 client compatibility; ignored. */
             client_id?: string;
         };
+        /** @description A new access token and refresh token (RFC 6749 section 5.1). */
         TokenResponse: {
             /** @description An HS256 JWT. */
             access_token: string;
-            /** @constant */
+            /**
+             * @description Always `bearer`: send the access token as `Authorization: Bearer <token>`.
+             * @constant
+             */
             token_type: "bearer";
             /**
              * @description Seconds until the access token expires.
@@ -627,7 +650,7 @@ export interface components {
         /** @description The OAuth2 refresh-token grant (RFC 6749 section 6). */
         RefreshTokenGrantForm: {
             /**
-             * @description discriminator enum property added by openapi-typescript
+             * @description The OAuth2 grant: `refresh_token`. (enum property replaced by openapi-typescript)
              * @enum {string}
              */
             grant_type: "refresh_token";
@@ -641,7 +664,10 @@ export interface components {
         TokenGrantForm: components["schemas"]["PasswordGrantForm"] | components["schemas"]["RefreshTokenGrantForm"];
         /** @description The refresh-token grant as JSON. */
         RefreshTokenGrantRequest: {
-            /** @constant */
+            /**
+             * @description The OAuth2 grant: `refresh_token`.
+             * @constant
+             */
             grant_type: "refresh_token";
             refresh_token: components["schemas"]["RefreshToken"];
         };
@@ -651,21 +677,35 @@ export interface components {
          *     by their required members rather than by a discriminator.
          */
         TokenRequest: components["schemas"]["LoginRequest"] | components["schemas"]["RefreshTokenGrantRequest"];
+        /** @description Optionally the session's refresh token, to revoke it with the access token. */
         LogoutRequest: {
             refresh_token?: components["schemas"]["RefreshToken"];
         };
+        /** @description The current password, checked first, and the new one. */
         ChangePasswordRequest: {
             current_password: components["schemas"]["Password"];
             new_password: components["schemas"]["NewPassword"];
         };
+        /** @description An account as its owner sees it. */
         User: {
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The account's id.
+             */
             id: string;
-            /** Format: email */
+            /**
+             * Format: email
+             * @description The account's email, trimmed and lower-cased.
+             */
             email: string;
+            /** @description false once an administrator deactivated the account: it can no longer log in. */
             is_active: boolean;
+            /** @description Whether the account may call the administration operations. */
             is_admin: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the account was created.
+             */
             created_at: string;
         };
         /**
@@ -673,6 +713,7 @@ export interface components {
          * @example AbCdEfGhIjKlMnOpWxYz
          */
         DiscogsCredential: string;
+        /** @description The Discogs app credentials of this service, masked: the secret is never returned. */
         DiscogsConfig: {
             /** @description Both the consumer key and the consumer secret are set. */
             configured: boolean;
@@ -689,28 +730,38 @@ export interface components {
              */
             updated_at: string | null;
         };
+        /** @description New Discogs app credentials (consumer key and secret from the Discogs developer settings). */
         DiscogsConfigUpdate: {
             consumer_key: components["schemas"]["DiscogsCredential"];
             consumer_secret: components["schemas"]["DiscogsCredential"];
         };
         /** @description An account as administrators see it. */
         AdminUser: components["schemas"]["User"] & {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the account last changed.
+             */
             updated_at: string;
         };
+        /** @description One page of accounts, with the number of all matching accounts. */
         AdminUserPage: {
+            /** @description The accounts of this page, ordered by email. */
             items: components["schemas"]["AdminUser"][];
             /** @description How many accounts match the filters in all. */
             total: number;
+            /** @description The page size asked for. */
             limit: number;
+            /** @description How many matching accounts were skipped. */
             offset: number;
         };
+        /** @description The changes to make to an account; at least one member. */
         AdminUserUpdate: {
             /** @description false deactivates the account; its tokens fail at once and it cannot log in. */
             is_active?: boolean;
             /** @description Grants or removes administrator rights. */
             is_admin?: boolean;
         };
+        /** @description One administrative action: who did what to which target, when and from which request. */
         AuditLogEntry: {
             /**
              * @description Opaque; larger for later entries.
@@ -727,11 +778,20 @@ export interface components {
              * @example admin@example.com
              */
             actor_label: string;
-            /** @example user.update */
+            /**
+             * @description What was done: `discogs_config.update`, `discogs_config.delete`, `user.update`, `admin.create`, ...
+             * @example user.update
+             */
             action: string;
-            /** @example user */
+            /**
+             * @description The kind of thing acted on (`user`, `discogs_config`); null when none.
+             * @example user
+             */
             target_type: string | null;
-            /** @example 0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e */
+            /**
+             * @description The id of the thing acted on; null when none.
+             * @example 0b6f7a52-4f1e-4a53-9d0a-1f6c2f1f9b1e
+             */
             target_id: string | null;
             /** @description What changed. Never holds a secret. */
             details: {
@@ -744,13 +804,21 @@ export interface components {
              * @example 203.0.113.7
              */
             client_ip: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the action was taken.
+             */
             created_at: string;
         };
+        /** @description One page of audit entries, newest first, with the number of all matching entries. */
         AuditLogPage: {
+            /** @description The entries of this page, newest first. */
             items: components["schemas"]["AuditLogEntry"][];
+            /** @description How many entries match the filters in all. */
             total: number;
+            /** @description The page size asked for. */
             limit: number;
+            /** @description How many matching entries were skipped. */
             offset: number;
         };
     };
