@@ -435,6 +435,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/oauth/discogs/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start connecting the caller's Discogs account
+         * @description Asks Discogs for a request token and answers with the Discogs page where the user
+         *     approves the connection, and a `state` that identifies this attempt. The attempt is
+         *     bound to the caller and expires after `expires_in` seconds (10 minutes). No request
+         *     body.
+         *
+         *     - `callback_mode: oob` (no `DISCOGS_OAUTH_CALLBACK_URL` configured): after approving,
+         *       Discogs shows the user a verification code; the client asks the user to paste it and
+         *       sends it with the `state` to `verify`.
+         *     - `callback_mode: callback`: Discogs sends the browser to the configured callback page
+         *       with `state`, `oauth_token` and `oauth_verifier` in the query; that page sends `state`
+         *       and `oauth_verifier` to `verify`.
+         *
+         *     Starting again is allowed at any time; each start is a separate attempt.
+         */
+        post: operations["authorizeDiscogs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/oauth/discogs/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish connecting the caller's Discogs account
+         * @description Exchanges the verifier for an access token at Discogs, reads the Discogs identity and
+         *     stores the tokens encrypted (AES-256-GCM under `ENCRYPTION_MASTER_KEY`), replacing an
+         *     earlier connection of the caller.
+         *
+         *     The `state` is consumed by the first call that presents it as its owner, whatever the
+         *     outcome: after any answer other than 200, start again with `authorize`. Unknown,
+         *     expired (after 10 minutes) or already used: 400 `invalid_oauth_state`. A `state` issued
+         *     to another account: 403 `oauth_state_mismatch`, and the state stays usable by its owner
+         *     (it is useless without the owner's access token, and consuming it would let anyone who
+         *     saw it break the owner's attempt). A verifier Discogs refuses: 400
+         *     `discogs_verifier_rejected`. Discogs down, failing or slower than
+         *     `DISCOGS_TIMEOUT_MS`: 502 `discogs_unavailable`.
+         */
+        post: operations["verifyDiscogs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/oauth/discogs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether the caller's Discogs account is connected
+         * @description The connected Discogs account, or `connected:false`. Tokens are never returned.
+         */
+        get: operations["getDiscogsConnection"];
+        put?: never;
+        post?: never;
+        /**
+         * Disconnect the caller's Discogs account
+         * @description Deletes the stored Discogs tokens of the caller. Idempotent: 204 also when nothing was
+         *     connected. (Discogs has no call to revoke a token; the user can revoke this
+         *     application's access in their Discogs settings.)
+         */
+        delete: operations["deleteDiscogsConnection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -487,11 +576,16 @@ export interface components {
              *     - `service_unavailable`: 503: a dependency (database, Redis) is unavailable; `Retry-After` says when to retry.
              *     - `hash_capacity_exceeded`: 503: password hashing is at capacity; retry after `Retry-After`.
              *     - `stored_secret_unreadable`: 503: a secret stored encrypted does not decrypt with the configured keys; an operator must restore its key.
+             *     - `discogs_not_configured`: 503: connecting Discogs accounts needs the Discogs app credentials, which an administrator has not set.
+             *     - `discogs_unavailable`: 502: Discogs could not be reached, failed, answered unexpectedly or too slowly; try again shortly.
+             *     - `invalid_oauth_state`: 400: the Discogs authorisation is unknown, expired or already used; start again.
+             *     - `oauth_state_mismatch`: 403: the Discogs authorisation was started by another account.
+             *     - `discogs_verifier_rejected`: 400: Discogs did not accept the verification code; start again.
              *     - `internal_error`: 500: a bug on our side; quote the `request_id`.
              * @example validation_failed
              * @enum {string}
              */
-            code: "malformed_body" | "malformed_request" | "headers_too_large" | "payload_too_large" | "unsupported_media_type" | "validation_failed" | "not_found" | "method_not_allowed" | "missing_token" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_current_password" | "forbidden" | "email_taken" | "conflict" | "last_admin" | "rate_limited" | "service_unavailable" | "hash_capacity_exceeded" | "stored_secret_unreadable" | "internal_error";
+            code: "malformed_body" | "malformed_request" | "headers_too_large" | "payload_too_large" | "unsupported_media_type" | "validation_failed" | "not_found" | "method_not_allowed" | "missing_token" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_current_password" | "forbidden" | "email_taken" | "conflict" | "last_admin" | "rate_limited" | "service_unavailable" | "hash_capacity_exceeded" | "stored_secret_unreadable" | "discogs_not_configured" | "discogs_unavailable" | "invalid_oauth_state" | "oauth_state_mismatch" | "discogs_verifier_rejected" | "internal_error";
             /**
              * @description The `X-Request-Id` of this call; quote it when reporting a problem.
              * @example 7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11
@@ -821,6 +915,61 @@ export interface components {
             /** @description How many matching entries were skipped. */
             offset: number;
         };
+        /** @description A started Discogs connection; send the user to `authorize_url`. */
+        DiscogsAuthorization: {
+            /**
+             * Format: uri
+             * @description The Discogs page where the user approves the connection.
+             */
+            authorize_url: string;
+            /** @description Identifies this attempt; send it to `verify`. Bound to the caller. */
+            state: string;
+            /**
+             * @description Seconds the attempt stays valid.
+             * @constant
+             */
+            expires_in: 600;
+            /**
+             * @description `oob`: Discogs shows the user a code to paste. `callback`: Discogs sends the browser
+             *     to the configured callback page with `state` and `oauth_verifier`.
+             * @enum {string}
+             */
+            callback_mode: "oob" | "callback";
+        };
+        /** @description Finishes a Discogs connection with the code the user got from Discogs. */
+        DiscogsVerifyRequest: {
+            /** @description The `state` from `authorize`. */
+            state: string;
+            /** @description The code Discogs showed the user, or the `oauth_verifier` of the callback. */
+            oauth_verifier: string;
+        };
+        /** @description The caller's Discogs account is connected. Tokens are never returned. */
+        DiscogsConnected: {
+            /**
+             * @description Always true in this shape.
+             * @constant
+             */
+            connected: true;
+            /** @description The Discogs username, as Discogs's identity call reported it. */
+            discogs_username: string;
+            /** @description The numeric Discogs user id. */
+            discogs_user_id: number;
+            /**
+             * Format: date-time
+             * @description When the account was (last) connected.
+             */
+            connected_at: string;
+        };
+        /** @description The caller has no Discogs account connected. */
+        DiscogsNotConnected: {
+            /**
+             * @description Always false in this shape.
+             * @constant
+             */
+            connected: false;
+        };
+        /** @description Whether the caller's Discogs account is connected, and which one. */
+        DiscogsConnection: components["schemas"]["DiscogsConnected"] | components["schemas"]["DiscogsNotConnected"];
     };
     responses: {
         /** @description The body could not be parsed. */
@@ -1158,6 +1307,42 @@ export interface components {
                  *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
                  *     }
                  */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Discogs could not be reached, failed, answered unexpectedly or was slower than
+         *     `DISCOGS_TIMEOUT_MS` (`discogs_unavailable`). Discogs's own answer is never passed on.
+         */
+        DiscogsUnavailable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/discogs_unavailable",
+                 *       "title": "Bad Gateway",
+                 *       "status": 502,
+                 *       "detail": "Discogs did not answer in time. Try again shortly.",
+                 *       "code": "discogs_unavailable",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description No Discogs consumer credentials are configured (`discogs_not_configured`: an
+         *     administrator must set them), or a dependency is unavailable (`service_unavailable`,
+         *     `stored_secret_unreadable`).
+         */
+        DiscogsNotConfigured: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -2025,6 +2210,154 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["AdminRequired"];
             422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    authorizeDiscogs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Send the user to `authorize_url`. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscogsAuthorization"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            502: components["responses"]["DiscogsUnavailable"];
+            503: components["responses"]["DiscogsNotConfigured"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    verifyDiscogs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "state": "kq3Vb8mS0Zr1xYt5uW7pL2nC4dF6gH9jA0eB1cD2eF3",
+                 *       "oauth_verifier": "fG7hJ2kL9m"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DiscogsVerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description Connected. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "connected": true,
+                     *       "discogs_username": "vinyl_ada",
+                     *       "discogs_user_id": 1234567,
+                     *       "connected_at": "2026-12-01T18:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DiscogsConnected"];
+                };
+            };
+            /**
+             * @description The body could not be parsed (`malformed_body`), the state is unknown, expired or
+             *     used (`invalid_oauth_state`), or Discogs refused the verifier
+             *     (`discogs_verifier_rejected`). Nothing was stored.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The state was issued to another account. It was not consumed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/oauth_state_mismatch",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "This authorisation was started by another account.",
+                     *       "code": "oauth_state_mismatch",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            502: components["responses"]["DiscogsUnavailable"];
+            503: components["responses"]["DiscogsNotConfigured"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    getDiscogsConnection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The connection state. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscogsConnection"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    deleteDiscogsConnection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Disconnected (or nothing was connected). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
             503: components["responses"]["ServiceUnavailable"];
             "4XX": components["responses"]["ClientError"];
         };

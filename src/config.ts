@@ -53,6 +53,8 @@ export interface Config {
     authorizeUrl: string;
     userAgent: string;
     callbackUrl: string | null;
+    /** Budget of one Discogs call, its retry included. */
+    timeoutMs: number;
   };
 }
 
@@ -277,6 +279,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       ])!,
       userAgent: r.string('DISCOGS_USER_AGENT', 'MusicCatalogueAuth/0.1'),
       callbackUrl: r.url('DISCOGS_OAUTH_CALLBACK_URL', null, ['https:', 'http:']),
+      timeoutMs: r.int('DISCOGS_TIMEOUT_MS', 10_000, 100, 120_000),
     },
   };
   if (config.port !== 0 && config.port === config.healthPort) {

@@ -31,6 +31,11 @@ export const ErrorCode = {
   serviceUnavailable: 'service_unavailable',
   hashCapacityExceeded: 'hash_capacity_exceeded',
   storedSecretUnreadable: 'stored_secret_unreadable',
+  discogsNotConfigured: 'discogs_not_configured',
+  discogsUnavailable: 'discogs_unavailable',
+  invalidOAuthState: 'invalid_oauth_state',
+  oauthStateMismatch: 'oauth_state_mismatch',
+  discogsVerifierRejected: 'discogs_verifier_rejected',
   internalError: 'internal_error',
 } as const satisfies Record<string, ErrorCode>;
 
@@ -51,6 +56,7 @@ export const STATUS_TITLES = {
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
 } as const;
 export type ProblemStatus = keyof typeof STATUS_TITLES;
@@ -87,12 +93,18 @@ export class AppError extends Error {
   }
 }
 
-/** 400: a body that cannot be parsed or read, or a request the HTTP parser refuses. */
+/**
+ * 400: a body that cannot be parsed or read, a request the HTTP parser refuses, or a Discogs
+ * authorisation that cannot be completed (its state, or the verifier Discogs refused).
+ */
 export class BadRequestError extends AppError {
   constructor(
     detail: string,
     code:
-      typeof ErrorCode.malformedBody | typeof ErrorCode.malformedRequest = ErrorCode.malformedBody,
+      | typeof ErrorCode.malformedBody
+      | typeof ErrorCode.malformedRequest
+      | typeof ErrorCode.invalidOAuthState
+      | typeof ErrorCode.discogsVerifierRejected = ErrorCode.malformedBody,
   ) {
     super(400, code, detail);
   }
@@ -213,5 +225,15 @@ export class StoredSecretUnreadableError extends AppError {
       headers: { 'Retry-After': '60' },
       cause,
     });
+  }
+}
+
+/** 502: Discogs failed, was too slow or answered nonsense. Never carries its answer. */
+export class BadGatewayError extends AppError {
+  constructor(
+    detail: string,
+    code: typeof ErrorCode.discogsUnavailable = ErrorCode.discogsUnavailable,
+  ) {
+    super(502, code, detail);
   }
 }

@@ -20,3 +20,8 @@ export function oauthTokenPurpose(
 ): string {
   return `oauth_tokens:${provider}:${userId}:${column}`;
 }
+
+/** The pending request token kept in the short-lived store under an OAuth `state`. */
+export function oauthStatePurpose(provider: string, userId: string, state: string): string {
+  return `oauth_state:${provider}:${userId}:${state}`;
+}

@@ -1,6 +1,7 @@
 import { accountHandlers } from '../accounts/accounts.handlers';
 import { adminHandlers } from '../admin/admin.handlers';
 import { contractHandlers } from '../contract/contract.handlers';
+import { discogsHandlers } from '../discogs/discogs.handlers';
 import type { Deps } from '../deps';
 import { healthHandlers } from '../health/health.handlers';
 import { metricsHandlers } from '../health/metrics.handlers';
@@ -16,5 +17,6 @@ export function createHandlers(deps: Deps): HandlerMap {
     ...accountHandlers(deps.accounts, deps.rateLimits),
     ...sessionHandlers(deps.sessions),
     ...adminHandlers(deps),
+    ...discogsHandlers(deps.discogs),
   };
 }

@@ -12,6 +12,9 @@ import { SealedValuesRepository } from '../admin/sealed-values.repository';
 import { SecretRotationService } from '../admin/secret-rotation.service';
 import type { Config } from '../config';
 import { SecretBox } from '../crypto/secret-box';
+import { DiscogsClient } from '../discogs/discogs.client';
+import { DiscogsConnectionService } from '../discogs/discogs-connection.service';
+import { OAuthTokensRepository } from '../discogs/oauth-tokens.repository';
 import type { Database } from '../db/database';
 import { HealthService, type Lifecycle } from '../health/health.service';
 import type { Metrics } from '../metrics';
@@ -54,6 +57,8 @@ export interface Services {
   discogsConfig: DiscogsConfigService;
   adminUsers: AdminUsersService;
   secretRotation: SecretRotationService;
+  /** Users' Discogs account connections (OAuth 1.0a). */
+  discogs: DiscogsConnectionService;
 }
 
 /** Repositories and services over an open database and store; nothing here opens a connection. */
@@ -92,6 +97,31 @@ export function createServices(i: ServiceInputs): Services {
     refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
   });
 
+  const discogsConfig = new DiscogsConfigService(
+    db,
+    new AppConfigRepository(sql),
+    auditLog,
+    secretBox,
+  );
+  const discogs = new DiscogsConnectionService({
+    db,
+    users,
+    credentials: () => discogsConfig.credentials(),
+    client: new DiscogsClient({
+      apiUrl: config.discogs.apiUrl,
+      userAgent: config.discogs.userAgent,
+      timeoutMs: config.discogs.timeoutMs,
+      metrics,
+      logger,
+    }),
+    store: i.store,
+    tokens: new OAuthTokensRepository(sql),
+    box: secretBox,
+    logger,
+    authorizeUrl: config.discogs.authorizeUrl,
+    callbackUrl: config.discogs.callbackUrl,
+  });
+
   return {
     lifecycle,
     users,
@@ -105,7 +135,7 @@ export function createServices(i: ServiceInputs): Services {
     health: new HealthService(db, redis, lifecycle),
     secretBox,
     auditLog,
-    discogsConfig: new DiscogsConfigService(db, new AppConfigRepository(sql), auditLog, secretBox),
+    discogsConfig,
     adminUsers: new AdminUsersService(
       db,
       users,
@@ -119,5 +149,6 @@ export function createServices(i: ServiceInputs): Services {
       auditLog,
       secretBox,
     ),
+    discogs,
   };
 }
