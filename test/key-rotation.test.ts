@@ -8,6 +8,11 @@ import { appConfigPurpose, oauthTokenPurpose } from '../src/crypto/purposes';
 import { SecretBox, keyId } from '../src/crypto/secret-box';
 import { AppError } from '../src/errors';
 import { toAppError } from '../src/http/problem';
+import {
+  requestTokenOf,
+  startDiscogsStandIn,
+  type DiscogsStandIn,
+} from './support/discogs-stand-in';
 import { signedInUser, startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -57,16 +62,19 @@ describe('rotating the master key', () => {
   const keyB = randomBytes(32);
   const hex = (k: Buffer) => k.toString('hex');
   const SECRET = `RotateMe${randomBytes(12).toString('hex')}`;
-  const TOKEN = `tok${randomBytes(8).toString('hex')}`;
-  const TOKEN_SECRET = `toksec${randomBytes(8).toString('hex')}`;
+  /** The Discogs access token and secret the connection flow stored, sealed under key A. */
+  let TOKEN: string;
+  let TOKEN_SECRET: string;
+  let discogs: DiscogsStandIn;
   let first: TestApp;
   const others: TestApp[] = [];
   let adminToken: string;
   let tokenUserId: string;
+  let tokenUserBearer: string;
 
   /** Another instance over the same database with its own key configuration. */
   async function instance(env: Record<string, string>): Promise<TestApp> {
-    const app = await startTestApp(env, { database: first.dbName });
+    const app = await startTestApp({ ...discogsEnv(), ...env }, { database: first.dbName });
     others.push(app);
     return app;
   }
@@ -93,8 +101,17 @@ describe('rotating the master key', () => {
     );
   }
 
+  function discogsEnv(): Record<string, string> {
+    return { DISCOGS_API_URL: discogs.url, DISCOGS_AUTHORIZE_URL: discogs.authorizeUrl };
+  }
+
   beforeAll(async () => {
-    first = await startTestApp({ ENCRYPTION_MASTER_KEY: hex(keyA), RATE_LIMIT_ENABLED: 'false' });
+    discogs = await startDiscogsStandIn({ consumerKey: 'RotationKey1234', consumerSecret: SECRET });
+    first = await startTestApp({
+      ...discogsEnv(),
+      ENCRYPTION_MASTER_KEY: hex(keyA),
+      RATE_LIMIT_ENABLED: 'false',
+    });
     const admin = await signedInUser(first.app);
     await first.sql('UPDATE users SET is_admin = true WHERE id = $1', [admin.user.id]);
     adminToken = admin.token;
@@ -103,28 +120,42 @@ describe('rotating the master key', () => {
       .set('Authorization', `Bearer ${adminToken}`)
       .send({ consumer_key: 'RotationKey1234', consumer_secret: SECRET })
       .expect(200);
-    // No feature writes Discogs user tokens yet: seal one under key A the documented way.
-    tokenUserId = (await signedInUser(first.app)).user.id;
-    const boxA = new SecretBox(keyA);
-    await first.sql(
-      `INSERT INTO oauth_tokens (user_id, provider, access_token, access_token_secret)
-       VALUES ($1, 'discogs', $2, $3)`,
-      [
-        tokenUserId,
-        boxA.seal(TOKEN, oauthTokenPurpose('discogs', tokenUserId, 'access_token')),
-        boxA.seal(TOKEN_SECRET, oauthTokenPurpose('discogs', tokenUserId, 'access_token_secret')),
-      ],
-    );
+    // A user connects their Discogs account through the API while key A is current.
+    const tokenUser = await signedInUser(first.app);
+    tokenUserId = tokenUser.user.id;
+    tokenUserBearer = tokenUser.token;
+    const started = await request(first.app)
+      .post('/api/v1/oauth/discogs/authorize')
+      .set('Authorization', `Bearer ${tokenUserBearer}`)
+      .expect(200);
+    const { verifier } = discogs.approve(requestTokenOf(started.body.authorize_url), {
+      id: 31337,
+      username: 'rotation_user',
+    });
+    await request(first.app)
+      .post('/api/v1/oauth/discogs/verify')
+      .set('Authorization', `Bearer ${tokenUserBearer}`)
+      .send({ state: started.body.state, oauth_verifier: verifier })
+      .expect(200);
+    const [issued] = discogs.issuedAccessTokens();
+    TOKEN = issued!.token;
+    TOKEN_SECRET = issued!.secret;
   });
 
   afterAll(async () => {
     for (const app of others) await app.close();
     await first.close();
+    await discogs.close();
   });
 
-  test('when the app runs with key A, then the Discogs secret is stored under A', async () => {
+  test('when the app runs with key A, then the Discogs secret and the connected tokens are stored under A', async () => {
     expect((await storedSecret()).split(':')[1]).toBe(keyId(keyA));
     expect(await storedSecret()).not.toContain(SECRET);
+    const tokens = await storedTokens();
+    expect(tokens.access_token.split(':')[1]).toBe(keyId(keyA));
+    expect(tokens.access_token_secret.split(':')[1]).toBe(keyId(keyA));
+    expect(JSON.stringify(tokens)).not.toContain(TOKEN);
+    expect(JSON.stringify(tokens)).not.toContain(TOKEN_SECRET);
   });
 
   test('when an app runs with key B and previous keys [A], then it still reads the secret and the tokens', async () => {
@@ -268,6 +299,18 @@ describe('rotating the master key', () => {
         oauthTokenPurpose('discogs', tokenUserId, 'access_token_secret'),
       ),
     ).toBe(TOKEN_SECRET);
+    // The connection survives the rotation: its status answers and its tokens open.
+    await request(b.app)
+      .get('/api/v1/oauth/discogs')
+      .set('Authorization', `Bearer ${tokenUserBearer}`)
+      .expect(200)
+      .expect((res) =>
+        expect(res.body).toMatchObject({ connected: true, discogs_username: 'rotation_user' }),
+      );
+    expect(await b.deps.discogs.accessTokenOf(tokenUserId)).toEqual({
+      token: TOKEN,
+      secret: TOKEN_SECRET,
+    });
   });
 
   test('when an app runs with only the old key A, then reading the secret fails as a 503 with a code, naming no key or secret', async () => {
@@ -286,6 +329,11 @@ describe('rotating the master key', () => {
     for (const secret of [SECRET, hex(keyA), hex(keyB), keyA.toString('base64')]) {
       expect(text).not.toContain(secret);
     }
+    // Nor do the user's Discogs tokens, and for the same reason.
+    await expect(a.deps.discogs.accessTokenOf(tokenUserId)).rejects.toMatchObject({
+      status: 503,
+      code: 'stored_secret_unreadable',
+    });
     // The admin view does not open the secret, so it keeps answering.
     await request(a.app)
       .get('/api/v1/admin/config/discogs')
