@@ -143,6 +143,20 @@ export function createAuthClient(opts: AuthClientOptions) {
           body: { current_password: currentPassword, new_password: newPassword },
         }),
       ).then(() => undefined),
+    /** The caller's Discogs account connection (OAuth 1.0a, run by the service). */
+    discogs: {
+      /** Starts a connection: send the user to `authorize_url`, keep `state` for `verify`. */
+      authorize: () => unwrap(api.POST('/api/v1/oauth/discogs/authorize')),
+      /** Finishes it with the verifier (PIN) Discogs showed the user, or got on the callback. */
+      verify: (state: string, oauthVerifier: string) =>
+        unwrap(
+          api.POST('/api/v1/oauth/discogs/verify', {
+            body: { state, oauth_verifier: oauthVerifier },
+          }),
+        ),
+      connection: () => unwrap(api.GET('/api/v1/oauth/discogs')),
+      disconnect: () => unwrap(api.DELETE('/api/v1/oauth/discogs')).then(() => undefined),
+    },
     admin: {
       getDiscogsConfig: () => unwrap(api.GET('/api/v1/admin/config/discogs')),
       putDiscogsConfig: (body: Schemas['DiscogsConfigUpdate']) =>
