@@ -85,7 +85,6 @@ export async function startService(config: Readonly<Config>): Promise<RunningSer
         applied.length ? 'migrations applied' : 'database schema is up to date',
       );
     }
-    await deps.passwords.warmUp();
   } catch (err) {
     await deps.close();
     throw err;

@@ -27,9 +27,22 @@ export function assertNewPassword(password: string, field: string): void {
   }
 }
 
+const BCRYPT_ALPHABET = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * A well-formed bcrypt hash at `cost` that no password matches, made without hashing: a fresh
+ * salt and 31 random digest characters. Comparing against it runs the full key schedule at
+ * `cost` (bcrypt hashes the candidate, then compares digests), so it costs what a real check
+ * costs; a match would need a 184-bit preimage. Start-up no longer spends a hash on it.
+ */
+export function unmatchableHash(cost: number): string {
+  const digest = [...randomBytes(31)].map((b) => BCRYPT_ALPHABET[b & 63]).join('');
+  return bcrypt.genSaltSync(cost) + digest;
+}
+
 export class PasswordHasher {
   private readonly gate: HashGate;
-  private dummyHash: Promise<string> | undefined;
+  private dummyHash: string | undefined;
 
   constructor(
     private readonly cost: number,
@@ -68,16 +81,10 @@ export class PasswordHasher {
    * reveal whether an account exists. Always false.
    */
   async verifyDummy(password: string, client?: string): Promise<false> {
-    this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
-    const hash = await this.dummyHash;
+    this.dummyHash ??= unmatchableHash(this.cost);
+    const hash = this.dummyHash;
     await this.timed('verify', client, () => bcrypt.compare(password, hash));
     return false;
-  }
-
-  /** Computes the dummy hash ahead of the first unknown-email login. */
-  async warmUp(): Promise<void> {
-    this.dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), this.cost);
-    await this.dummyHash;
   }
 
   private timed<T>(op: 'hash' | 'verify', client: string | undefined, fn: () => Promise<T>) {
