@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import pino from 'pino';
 import { createDatabase } from '../src/db/database';
-import { buildUmzug, migrate } from '../src/db/migrator';
+import { buildUmzug, migrate, pendingMigrations } from '../src/db/migrator';
 import { TEST_PG_URL, databaseUrl } from './support/services';
 
 const silent = pino({ level: 'silent' });
@@ -33,8 +33,13 @@ async function tables(db: ReturnType<typeof createDatabase>): Promise<string[]> 
 test('when migrating an empty database up, then down all the way, then up again, each step is clean', async () => {
   const db = createDatabase({ url: databaseUrl(name), logger: silent });
   try {
-    const all = (await buildUmzug(db.sequelize).pending()).map((m) => m.name);
+    const all = (await (await buildUmzug(db.sequelize)).pending()).map((m) => m.name);
+    // The start-up check (no Umzug, no table yet) agrees with Umzug.
+    expect(await pendingMigrations(db.sequelize)).toEqual(all);
     expect(await migrate({ sequelize: db.sequelize, lockUrl: databaseUrl(name) })).toEqual(all);
+    expect(await pendingMigrations(db.sequelize)).toEqual([]);
+    // Nothing pending: a second start applies nothing.
+    expect(await migrate({ sequelize: db.sequelize, lockUrl: databaseUrl(name) })).toEqual([]);
     expect(await tables(db)).toEqual(
       expect.arrayContaining(['users', 'oauth_tokens', 'app_config']),
     );
@@ -45,6 +50,7 @@ test('when migrating an empty database up, then down all the way, then up again,
       steps: 0,
     });
     expect(down).toEqual([...all].reverse());
+    expect(await pendingMigrations(db.sequelize)).toEqual(all);
     expect(await tables(db)).toEqual(['schema_migrations']);
     const [types] = await db.sequelize.query(
       `SELECT 1 FROM pg_type WHERE typname = 'oauth_provider'`,

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { Sequelize } from 'sequelize';
-import { Umzug, type UmzugStorage } from 'umzug';
+import type { Umzug, UmzugStorage } from 'umzug';
 import type { Logger } from 'pino';
 import { MIGRATIONS_DIR } from '../paths';
 
@@ -52,7 +52,16 @@ class SqlStorage implements UmzugStorage<Sequelize> {
   async unlogMigration(): Promise<void> {}
 }
 
-export function buildUmzug(sequelize: Sequelize, logger?: Logger, dir = MIGRATIONS_DIR) {
+/**
+ * Umzug is loaded only when there is something to apply or revert: with its command-line
+ * dependencies it is a good part of the service's start-up, which normally finds nothing pending.
+ */
+export async function buildUmzug(
+  sequelize: Sequelize,
+  logger?: Logger,
+  dir = MIGRATIONS_DIR,
+): Promise<Umzug<Sequelize>> {
+  const { Umzug } = await import('umzug');
   return new Umzug<Sequelize>({
     context: sequelize,
     storage: new SqlStorage(sequelize),
@@ -104,7 +113,12 @@ let processLock: Promise<unknown> = Promise.resolve();
 
 /** Runs pending migrations (or reverts) while holding a PostgreSQL advisory lock. */
 export async function migrate(opts: MigrateOptions): Promise<string[]> {
-  const umzug = buildUmzug(opts.sequelize, opts.logger);
+  // The usual start: everything applied. Checked without the lock: if another replica is
+  // migrating, something is still pending and we queue on the lock below.
+  if (opts.direction !== 'down' && (await pendingMigrations(opts.sequelize)).length === 0) {
+    return [];
+  }
+  const umzug = await buildUmzug(opts.sequelize, opts.logger);
   const run = async () => {
     if (opts.direction === 'down') {
       const steps = opts.steps ?? 1;
@@ -137,7 +151,19 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
 }
 
 /** Names of migrations not yet applied; readiness is false while any are. */
-export async function pendingMigrations(sequelize: Sequelize): Promise<string[]> {
-  const pending = await buildUmzug(sequelize).pending();
-  return pending.map((m) => m.name);
+export async function pendingMigrations(
+  sequelize: Sequelize,
+  dir = MIGRATIONS_DIR,
+): Promise<string[]> {
+  const [[table]] = (await sequelize.query(
+    `SELECT to_regclass('${TABLE}') IS NOT NULL AS present`,
+  )) as [{ present: boolean }[], unknown];
+  const applied = new Set<string>();
+  if (table?.present) {
+    const [rows] = await sequelize.query(`SELECT name FROM ${TABLE}`);
+    for (const r of rows as { name: string }[]) applied.add(r.name);
+  }
+  return listMigrations(dir)
+    .map((m) => m.name)
+    .filter((name) => !applied.has(name));
 }
