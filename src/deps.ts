@@ -5,6 +5,7 @@ import type { Database } from './db/database';
 import { loadSpec, type SpecDocument } from './http/spec';
 import { createLogger } from './logger';
 import { createMetrics, type Metrics } from './metrics';
+import { USER_STATE_CHANNEL, UserStateListener } from './sessions/user-state-listener';
 import type { EphemeralStore } from './state/ephemeral-store';
 import { openDatabase } from './wiring/database';
 import { loadSecretKeys } from './wiring/keys';
@@ -26,6 +27,8 @@ export interface Deps extends Services {
   /** AES-256-GCM key for third-party secrets at rest. */
   encryptionKey: Buffer;
   store: EphemeralStore;
+  /** LISTENs for user-state changes for the cache; null on the embedded server. */
+  userStateListener: UserStateListener | null;
   close(): Promise<void>;
 }
 
@@ -47,6 +50,19 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
   const redisKeyPrefix = opts.redisKeyPrefix ?? 'auth:';
   const state = openStore(config, logger, redisKeyPrefix);
   const { db } = database;
+  // The embedded server multiplexes every connection onto one session, so a LISTEN there would
+  // not be a connection of its own; it runs one instance anyway and reads the database each time.
+  const userStateListener = database.migrationLockUrl
+    ? new UserStateListener({
+        url: database.migrationLockUrl,
+        logger,
+        notify: async (payload) => {
+          await db.sequelize.query('SELECT pg_notify(:channel, :payload)', {
+            replacements: { channel: USER_STATE_CHANNEL, payload },
+          });
+        },
+      })
+    : null;
   const services = createServices({
     config,
     logger,
@@ -56,7 +72,11 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     redis: state.redis,
     redisKeyPrefix,
     store: state.store,
+    userStateListener,
   });
+  if (userStateListener && services.userStateCache) {
+    userStateListener.start(services.userStateCache);
+  }
 
   return {
     ...services,
@@ -70,9 +90,15 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     redisKeyPrefix,
     encryptionKey: keys.encryption,
     store: state.store,
+    userStateListener,
     async close() {
-      // The reverse of the order above: the store, then the database (and its server).
-      for (const close of [() => state.close(), () => database.close()]) {
+      // The reverse of the order above: the listener, the store, then the database.
+      const closers = [
+        () => userStateListener?.close(),
+        () => state.close(),
+        () => database.close(),
+      ];
+      for (const close of closers) {
         try {
           await close();
         } catch (err) {

@@ -51,6 +51,12 @@ export function createMetrics() {
       labelNames: ['call', 'outcome'] as const,
       registers,
     }),
+    userStateCache: new Counter({
+      name: 'auth_user_state_cache_total',
+      help: 'User-and-session checks of the authenticated path: answered from memory (hit), read from the database and kept (miss), or read because the cache was not trusted or not asked (bypass).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
   };
 }
 

@@ -24,8 +24,9 @@ export class Authenticator {
 
   /**
    * Every bearer-protected call comes through here. The user row and the token's session are
-   * read together on each call, so a deactivation, demotion, delete or ended session made
-   * anywhere (another replica, SQL by an operator) takes effect on the very next request.
+   * read together on each call (from the database, or from a cache it invalidates by NOTIFY),
+   * so a deactivation, demotion, delete or ended session made anywhere (another replica, SQL by
+   * an operator) is honoured as soon as PostgreSQL delivers the change, well within a second.
    */
   async authenticate(
     header: string | undefined,
@@ -51,7 +52,11 @@ export class Authenticator {
       outcome('invalid');
       throw err;
     }
-    const { user, sessionLive } = await this.sessions.check(claims.sub, claims.sid);
+    // The admin flag is re-read from the database on every admin call (the contract); other
+    // calls may be answered by a cache the database invalidates (CachedSessionState).
+    const { user, sessionLive } = await this.sessions.check(claims.sub, claims.sid, {
+      fresh: opts.admin === true,
+    });
     if (!user || !user.isActive) {
       outcome('inactive_user');
       throw new UnauthorizedError(

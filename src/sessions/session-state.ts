@@ -14,7 +14,8 @@ export interface SessionCheck {
  * one that the database invalidates (a trigger's NOTIFY), never one that can outlive a change.
  */
 export interface SessionState {
-  check(userId: string, sessionId: string): Promise<SessionCheck>;
+  /** `fresh`: read the database even where a cache could answer (admin operations). */
+  check(userId: string, sessionId: string, opts?: { fresh?: boolean }): Promise<SessionCheck>;
 }
 
 /**

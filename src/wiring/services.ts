@@ -22,9 +22,11 @@ import { AccessTokens } from '../sessions/access-tokens';
 import { Authenticator } from '../sessions/authenticator';
 import { RateLimits } from '../sessions/rate-limits';
 import { RefreshTokensRepository } from '../sessions/refresh-tokens.repository';
+import { CachedSessionState } from '../sessions/cached-session-state';
 import { DatabaseSessionState, type SessionState } from '../sessions/session-state';
 import { SessionsRepository } from '../sessions/sessions.repository';
 import { SessionsService } from '../sessions/sessions.service';
+import type { UserStateListener } from '../sessions/user-state-listener';
 import type { EphemeralStore } from '../state/ephemeral-store';
 import type { SecretKeys } from './keys';
 
@@ -37,6 +39,8 @@ export interface ServiceInputs {
   redis: Redis | null;
   redisKeyPrefix: string;
   store: EphemeralStore;
+  /** Set when the database can notify this process of user changes (not the embedded one). */
+  userStateListener: UserStateListener | null;
 }
 
 export interface Services {
@@ -46,6 +50,8 @@ export interface Services {
   accessTokens: AccessTokens;
   /** The authenticated path's one look-up (user and session); a cache may wrap it. */
   sessionState: SessionState;
+  /** The cache in sessionState, when there is one; the listener reports changes to it. */
+  userStateCache: CachedSessionState | null;
   rateLimits: RateLimits;
   authenticator: Authenticator;
   accounts: AccountsService;
@@ -77,7 +83,11 @@ export function createServices(i: ServiceInputs): Services {
     audience: config.jwtAudience,
     expireMinutes: config.jwtExpireMinutes,
   });
-  const sessionState = new DatabaseSessionState(sql);
+  const fromDatabase = new DatabaseSessionState(sql);
+  const userStateCache = i.userStateListener
+    ? new CachedSessionState(fromDatabase, i.userStateListener, metrics)
+    : null;
+  const sessionState = userStateCache ?? fromDatabase;
   const rateLimits = new RateLimits({ config, redis, redisKeyPrefix, metrics, logger });
   const lifecycle: Lifecycle = { shuttingDown: false };
   // Values sealed under a previous key still open; new values are sealed under the current one.
@@ -128,6 +138,7 @@ export function createServices(i: ServiceInputs): Services {
     passwords,
     accessTokens,
     sessionState,
+    userStateCache,
     rateLimits,
     authenticator: new Authenticator(accessTokens, sessionState, metrics),
     accounts: new AccountsService(users, passwords, metrics),
