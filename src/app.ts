@@ -70,6 +70,7 @@ function finish(app: Express, deps: Deps, port: Port): Express {
       handlers: createHandlers(deps),
       authenticator: deps.authenticator,
       validateResponses: deps.config.validateResponses,
+      afterWrite: deps.userStateListener ? () => deps.userStateListener!.sync() : undefined,
     }),
   );
   app.use((_req, _res, next) => next(new NotFoundError('There is nothing at this path.')));

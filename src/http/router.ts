@@ -13,6 +13,8 @@ export interface RouterOptions {
   handlers: HandlerMap;
   authenticator: Authenticator;
   validateResponses: boolean;
+  /** Awaited after every non-GET operation, before its answer (the user-state cache's sync). */
+  afterWrite?: () => Promise<void>;
 }
 
 export function requestContext(req: Request): RequestContext {
@@ -67,17 +69,28 @@ function assertFiniteNumbers(req: Request): void {
   }
 }
 
-function bind(operationId: string, handler: AnyHandler): RequestHandler {
+function bind(
+  operationId: string,
+  handler: AnyHandler,
+  afterWrite: (() => Promise<void>) | undefined,
+): RequestHandler {
   const named = {
     [operationId]: async (req: Request, res: Response) => {
       assertFiniteNumbers(req);
-      const reply = await handler({
-        body: req.body,
-        params: req.params,
-        query: req.query,
-        ctx: requestContext(req),
-        auth: req.auth ?? null,
-      });
+      let reply: Awaited<ReturnType<AnyHandler>>;
+      try {
+        reply = await handler({
+          body: req.body,
+          params: req.params,
+          query: req.query,
+          ctx: requestContext(req),
+          auth: req.auth ?? null,
+        });
+      } finally {
+        // Whatever a write changed (a session ended, even on the way to a refusal) is in this
+        // replica's cache before the client hears back.
+        if (afterWrite && req.method !== 'GET') await afterWrite();
+      }
       for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
       res.status(reply.status);
       const type = (reply.contentType as string | undefined) ?? 'application/json';
@@ -147,7 +160,7 @@ export function openApiRouter(opts: RouterOptions): RequestHandler[] {
         if (!operationId || !handler) {
           throw new Error(`no handler for ${route.method} ${route.openApiRoute} (${operationId})`);
         }
-        return bind(operationId, handler as unknown as AnyHandler);
+        return bind(operationId, handler as unknown as AnyHandler, opts.afterWrite);
       },
     },
   });

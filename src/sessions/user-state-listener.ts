@@ -49,6 +49,9 @@ export class UserStateListener {
   private readonly probe = PROBE_PREFIX + randomUUID();
   private readonly heartbeatMs: number;
   private readonly trustMs: number;
+  /** Probes a sync() waits for, by payload. */
+  private readonly waiters = new Map<string, () => void>();
+  private syncs = 0;
 
   private events: UserStateEvents = { changed: () => undefined, lost: () => undefined };
 
@@ -102,8 +105,9 @@ export class UserStateListener {
     client.on('notification', (msg) => {
       if (msg.channel !== USER_STATE_CHANNEL || !msg.payload) return;
       if (msg.payload.startsWith(this.probe + ':')) {
-        const sentAt = Number(msg.payload.slice(this.probe.length + 1));
+        const sentAt = Number(msg.payload.slice(this.probe.length + 1).split(':')[0]);
         if (this.client === client && sentAt > this.provenAt) this.provenAt = sentAt;
+        this.waiters.get(msg.payload)?.();
       } else if (!msg.payload.startsWith(PROBE_PREFIX)) this.events.changed(msg.payload);
     });
     try {
@@ -127,6 +131,32 @@ export class UserStateListener {
     this.provenAt = 0;
     this.client = client;
     this.sendProbe();
+  }
+
+  /**
+   * Resolves once every change committed before the call has reached this process's cache: a
+   * probe sent now comes back after them (commit order). A request that changed user state
+   * awaits this before answering, so its own replica can never answer the next request from a
+   * stale entry. Without a trusted connection there is nothing cached to wait for; a probe
+   * that does not come back within `trustMs` empties the cache instead.
+   */
+  async sync(): Promise<void> {
+    if (!this.client) return;
+    const payload = `${this.probe}:${Date.now()}:${this.syncs++}`;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve) => {
+        this.waiters.set(payload, resolve);
+        timer = setTimeout(() => {
+          this.events.lost();
+          resolve();
+        }, this.trustMs);
+        this.opts.notify(payload).catch(() => undefined);
+      });
+    } finally {
+      clearTimeout(timer);
+      this.waiters.delete(payload);
+    }
   }
 
   private scheduleReconnect(): void {
