@@ -267,11 +267,74 @@ export interface paths {
          * The caller's account
          * @description Returns the account the access token belongs to. A token of a deleted or deactivated
          *     account is refused, also when the change was made directly in the database.
+         *
+         *     Accepts an app token (`appToken`) as well as an access token.
          */
         get: operations["getCurrentUser"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/app-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's app tokens
+         * @description The caller's live app tokens (not deleted, not expired, not ended by a password change,
+         *     a reset or a deactivation), newest first. The tokens themselves are never shown again
+         *     after their creation. `last_used_at` is null until the token is first used; it shows
+         *     the first use at once and later uses within a minute. Needs an access token: an app
+         *     token is refused (403 `code: app_token_not_allowed`).
+         */
+        get: operations["listAppTokens"];
+        put?: never;
+        /**
+         * Create an app token
+         * @description Creates a long-lived credential for a script or another service of the platform acting
+         *     for the caller. The answer is the only place the token ever appears: `ast_` followed by
+         *     256 random bits (base64url); the service keeps only its SHA-256. Send it as
+         *     `Authorization: Bearer ast_...` to the operations that accept the `appToken` scheme
+         *     (today `GET /api/v1/auth/me`); every other operation refuses it with 403
+         *     `code: app_token_not_allowed`.
+         *
+         *     `expires_in_days` (1 to 365) sets an expiry; without it the token lives until it is
+         *     deleted, the password is changed or reset, or the account is deactivated or deleted,
+         *     each of which ends it. At most 50 live tokens per account: one more is 409
+         *     `code: app_token_limit`, also when creations race. Needs an access token: an app token
+         *     cannot mint app tokens (403 `code: app_token_not_allowed`).
+         */
+        post: operations["createAppToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/app-tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an app token
+         * @description Deletes one of the caller's app tokens; it is refused at once (401) on every replica.
+         *     An id that is not one of the caller's app tokens (another account's included) is 404.
+         *     Needs an access token: an app token is refused (403 `code: app_token_not_allowed`).
+         */
+        delete: operations["deleteAppToken"];
         options?: never;
         head?: never;
         patch?: never;
@@ -569,9 +632,11 @@ export interface components {
              *     - `refresh_token_reused`: 401: a spent refresh token was presented again; its session has been ended.
              *     - `invalid_current_password`: 403: the current password given to change it is wrong.
              *     - `forbidden`: 403: authenticated but not allowed (for example, not an administrator).
+             *     - `app_token_not_allowed`: 403: an app token was sent to an operation that does not accept one (only those listing the `appToken` scheme do).
              *     - `email_taken`: 409: an account with this email already exists.
              *     - `conflict`: 409: the resource changed meanwhile; try again.
              *     - `last_admin`: 409: the change would leave no active administrator.
+             *     - `app_token_limit`: 409: the account already has 50 live app tokens.
              *     - `rate_limited`: 429: too many requests; `Retry-After` says when to try again.
              *     - `service_unavailable`: 503: a dependency (database, Redis) is unavailable; `Retry-After` says when to retry.
              *     - `hash_capacity_exceeded`: 503: password hashing is at capacity; retry after `Retry-After`.
@@ -585,7 +650,7 @@ export interface components {
              * @example validation_failed
              * @enum {string}
              */
-            code: "malformed_body" | "malformed_request" | "headers_too_large" | "payload_too_large" | "unsupported_media_type" | "validation_failed" | "not_found" | "method_not_allowed" | "missing_token" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_current_password" | "forbidden" | "email_taken" | "conflict" | "last_admin" | "rate_limited" | "service_unavailable" | "hash_capacity_exceeded" | "stored_secret_unreadable" | "discogs_not_configured" | "discogs_unavailable" | "invalid_oauth_state" | "oauth_state_mismatch" | "discogs_verifier_rejected" | "internal_error";
+            code: "malformed_body" | "malformed_request" | "headers_too_large" | "payload_too_large" | "unsupported_media_type" | "validation_failed" | "not_found" | "method_not_allowed" | "missing_token" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_current_password" | "forbidden" | "app_token_not_allowed" | "email_taken" | "conflict" | "last_admin" | "app_token_limit" | "rate_limited" | "service_unavailable" | "hash_capacity_exceeded" | "stored_secret_unreadable" | "discogs_not_configured" | "discogs_unavailable" | "invalid_oauth_state" | "oauth_state_mismatch" | "discogs_verifier_rejected" | "internal_error";
             /**
              * @description The `X-Request-Id` of this call; quote it when reporting a problem.
              * @example 7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11
@@ -779,6 +844,69 @@ export interface components {
         ChangePasswordRequest: {
             current_password: components["schemas"]["Password"];
             new_password: components["schemas"]["NewPassword"];
+        };
+        /**
+         * Format: uuid
+         * @description A resource id (a UUID in its canonical form).
+         * @example 3f0c9a1e-8d2b-4c5e-9f70-1a2b3c4d5e6f
+         */
+        Uuid: string;
+        /** @description What to call a new app token and, optionally, when it expires. */
+        CreateAppTokenRequest: {
+            /**
+             * @description What the token is for, to tell tokens apart: 1 to 100 characters, no control
+             *     characters.
+             * @example nightly backup script
+             */
+            name: string;
+            /**
+             * @description Days until the token expires; absent, it does not expire.
+             * @example 90
+             */
+            expires_in_days?: number;
+        };
+        /** @description An app token as its owner sees it; the token itself is never shown again. */
+        AppToken: {
+            /**
+             * Format: uuid
+             * @description The app token's id, for deleting it.
+             */
+            id: string;
+            /**
+             * @description The name given at creation.
+             * @example nightly backup script
+             */
+            name: string;
+            /**
+             * Format: date-time
+             * @description When the token was created.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the token stops working; null when it does not expire.
+             */
+            expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the token was last accepted; null until its first use. The first use shows at
+             *     once, later uses within a minute.
+             */
+            last_used_at: string | null;
+        };
+        /** @description A new app token, with the token itself (shown only in this answer). */
+        CreatedAppToken: components["schemas"]["AppToken"] & {
+            /**
+             * @description `ast_` and 256 random bits (base64url). Keep it secret: it is never shown again,
+             *     and the service keeps only its SHA-256.
+             * @example ast_q3V8x1Hk2mN5pQrStUvWxYz0123456789abcdEFGHij
+             */
+            token: string;
+        };
+        /** @description The caller's live app tokens. */
+        AppTokenList: {
+            /** @description Newest first; the tokens themselves are never included. */
+            app_tokens: components["schemas"]["AppToken"][];
         };
         /** @description An account as its owner sees it. */
         User: {
@@ -1291,22 +1419,25 @@ export interface components {
                 "application/problem+json": components["schemas"]["TokenProblem"];
             };
         };
-        /** @description The caller is authenticated but is not an administrator. */
+        /**
+         * @description The caller is authenticated but is not an administrator (`forbidden`), or used an app
+         *     token, which admin operations never accept, not even an administrator's
+         *     (`app_token_not_allowed`).
+         */
         AdminRequired: {
             headers: {
                 [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "type": "https://docs.example.com/problems/forbidden",
-                 *       "title": "Forbidden",
-                 *       "status": 403,
-                 *       "detail": "This operation needs an administrator.",
-                 *       "code": "forbidden",
-                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
-                 *     }
-                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The call was made with an app token, which this operation does not accept. */
+        AppTokenNotAllowed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -1794,6 +1925,160 @@ export interface operations {
             "4XX": components["responses"]["ClientError"];
         };
     };
+    listAppTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's live app tokens, newest first. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "app_tokens": [
+                     *         {
+                     *           "id": "3f0c9a1e-8d2b-4c5e-9f70-1a2b3c4d5e6f",
+                     *           "name": "nightly backup script",
+                     *           "created_at": "2026-11-26T10:00:00.000Z",
+                     *           "expires_at": "2027-02-24T10:00:00.000Z",
+                     *           "last_used_at": "2026-11-27T02:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AppTokenList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    createAppToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "nightly backup script",
+                 *       "expires_in_days": 90
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateAppTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The token was created; this is the only time it is shown. */
+            201: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3f0c9a1e-8d2b-4c5e-9f70-1a2b3c4d5e6f",
+                     *       "name": "nightly backup script",
+                     *       "token": "ast_q3V8x1Hk2mN5pQrStUvWxYz0123456789abcdEFGHij",
+                     *       "created_at": "2026-11-26T10:00:00.000Z",
+                     *       "expires_at": "2027-02-24T10:00:00.000Z",
+                     *       "last_used_at": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CreatedAppToken"];
+                };
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
+            /** @description The account already has 50 live app tokens; delete one first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/app_token_limit",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "An account may have at most 50 live app tokens; delete one first.",
+                     *       "code": "app_token_limit",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    deleteAppToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The app token's id.
+                 * @example 3f0c9a1e-8d2b-4c5e-9f70-1a2b3c4d5e6f
+                 */
+                id: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The app token is deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
+            /** @description The caller has no app token with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/not_found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "You have no app token with this id.",
+                     *       "code": "not_found",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
     logout: {
         parameters: {
             query?: never;
@@ -1821,6 +2106,7 @@ export interface operations {
             };
             400: components["responses"]["MalformedBody"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
@@ -1856,22 +2142,15 @@ export interface operations {
             };
             400: components["responses"]["MalformedBody"];
             401: components["responses"]["Unauthorized"];
-            /** @description The current password is incorrect. Nothing was changed. */
+            /**
+             * @description The current password is incorrect (`invalid_current_password`; nothing was
+             *     changed), or the call was made with an app token (`app_token_not_allowed`).
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "https://docs.example.com/problems/invalid_current_password",
-                     *       "title": "Forbidden",
-                     *       "status": 403,
-                     *       "detail": "The current password is incorrect.",
-                     *       "code": "invalid_current_password",
-                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2234,6 +2513,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
             502: components["responses"]["DiscogsUnavailable"];
             503: components["responses"]["DiscogsNotConfigured"];
             "4XX": components["responses"]["ClientError"];
@@ -2290,22 +2570,15 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            /** @description The state was issued to another account. It was not consumed. */
+            /**
+             * @description The state was issued to another account (`oauth_state_mismatch`; it was not
+             *     consumed), or the call was made with an app token (`app_token_not_allowed`).
+             */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "type": "https://docs.example.com/problems/oauth_state_mismatch",
-                     *       "title": "Forbidden",
-                     *       "status": 403,
-                     *       "detail": "This authorisation was started by another account.",
-                     *       "code": "oauth_state_mismatch",
-                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
-                     *     }
-                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2337,6 +2610,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
             503: components["responses"]["ServiceUnavailable"];
             "4XX": components["responses"]["ClientError"];
         };
@@ -2358,6 +2632,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
             503: components["responses"]["ServiceUnavailable"];
             "4XX": components["responses"]["ClientError"];
         };

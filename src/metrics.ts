@@ -32,6 +32,18 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers,
     }),
+    appTokensCreated: new Counter({
+      name: 'auth_app_tokens_created_total',
+      help: 'App token creations by outcome (created, limit_reached).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    appTokenUses: new Counter({
+      name: 'auth_app_token_uses_total',
+      help: 'Requests carrying an app token, by outcome (accepted, not_allowed, unknown, expired, ended, inactive_user).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     rateLimitRejections: new Counter({
       name: 'auth_rate_limit_rejections_total',
       help: 'Requests refused by a rate limiter.',

@@ -138,3 +138,18 @@ test('when an operation accepts a bearer token, then it also lists the oauth2 fl
   }
   expect(mismatched).toEqual([]);
 });
+
+test('when an operation needs a bearer token but does not accept app tokens, then it declares 403 app_token_not_allowed', () => {
+  const missing: string[] = [];
+  for (const { op } of operations) {
+    const security = (op as { security?: Record<string, string[]>[] }).security ?? [];
+    if (security.length === 0 || security.some((r) => 'appToken' in r)) continue;
+    const forbidden = op.responses['403'];
+    const content = forbidden ? deref(forbidden).content?.['application/problem+json'] : undefined;
+    const examples = Object.values((content?.examples ?? {}) as Record<string, Ref<unknown>>);
+    if (!JSON.stringify(examples.map((e) => deref(e))).includes('app_token_not_allowed')) {
+      missing.push(op.operationId!);
+    }
+  }
+  expect(missing).toEqual([]);
+});

@@ -1,6 +1,6 @@
 import type { components, operations } from '../../generated/openapi';
 import type { Logger } from 'pino';
-import type { AuthContext } from '../sessions/authenticator';
+import type { AuthContext, SessionAuth } from '../sessions/authenticator';
 
 /** Types that tie handlers to the spec: a missing handler or an undeclared response fails to compile. */
 export type OperationId = keyof operations;
@@ -56,7 +56,10 @@ export interface HandlerInput<K extends OperationId> {
   params: Part<operations[K]['parameters'], 'path'>;
   query: Part<operations[K]['parameters'], 'query'>;
   ctx: RequestContext;
-  /** Set for operations whose security requires a bearer token. */
+  /**
+   * Set for secured operations: a session (access token), or an app token on the operations
+   * whose security lists `appToken`.
+   */
   auth: AuthContext | null;
 }
 
@@ -67,4 +70,15 @@ export type HandlerMap = { [K in OperationId]: Handler<K> };
 export function requireAuth(auth: AuthContext | null): AuthContext {
   if (!auth) throw new Error('secured operation reached its handler without authentication');
   return auth;
+}
+
+/**
+ * Narrows `auth` for operations that need a session. The router refuses app tokens before any
+ * handler runs on operations that do not list `appToken`, so this never throws for those.
+ */
+export function requireSession(auth: AuthContext | null): SessionAuth {
+  const a = requireAuth(auth);
+  if (a.kind !== 'session')
+    throw new Error('an app token reached an operation that needs a session');
+  return a;
 }

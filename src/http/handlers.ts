@@ -1,5 +1,6 @@
 import { accountHandlers } from '../accounts/accounts.handlers';
 import { adminHandlers } from '../admin/admin.handlers';
+import { appTokenHandlers } from '../app-tokens/app-tokens.handlers';
 import { contractHandlers } from '../contract/contract.handlers';
 import { discogsHandlers } from '../discogs/discogs.handlers';
 import type { Deps } from '../deps';
@@ -15,6 +16,7 @@ export function createHandlers(deps: Deps): HandlerMap {
     ...metricsHandlers(deps.metrics),
     ...contractHandlers(deps.spec),
     ...accountHandlers(deps.accounts, deps.rateLimits),
+    ...appTokenHandlers(deps.appTokens),
     ...sessionHandlers(deps.sessions),
     ...adminHandlers(deps),
     ...discogsHandlers(deps.discogs),

@@ -2,7 +2,7 @@ import type { RequestHandler, Request, Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { OpenAPIV3 } from 'express-openapi-validator/dist/framework/types';
 import { ValidationError } from '../errors';
-import type { Authenticator } from '../sessions/authenticator';
+import type { Authenticator, AuthRequirements } from '../sessions/authenticator';
 import type { HandlerMap, OperationId, RequestContext } from './contract';
 import { toAppError } from './problem';
 import type { Port, SpecDocument } from './spec';
@@ -103,18 +103,31 @@ function bind(
   return named[operationId]!;
 }
 
+type SecurityRequirement = Record<string, string[]>;
+
+/**
+ * What an operation's security list asks for. Which operations accept an app token is read
+ * from the spec itself (the `appToken` scheme), so the docs and the behaviour cannot differ.
+ */
+export function authRequirements(security: SecurityRequirement[] | undefined): AuthRequirements {
+  const list = security ?? [];
+  return {
+    admin: list.some((r) => r.bearerAuth?.includes('admin') || r.oauth2?.includes('admin')),
+    appToken: list.some((r) => 'appToken' in r),
+  };
+}
+
 /**
  * Secured operations list `bearerAuth` and `oauth2` as alternatives for the same
- * `Authorization: Bearer` token. eov runs every alternative's handler, so the check runs once
- * per request and both handlers share its outcome.
+ * `Authorization: Bearer` token, and `appToken` where an app token is accepted. eov runs every
+ * alternative's handler, so the check runs once per request, decided from the operation's
+ * whole security list, and every handler shares its outcome.
  */
-function authenticateOnce(
-  authenticator: Authenticator,
-  req: Request,
-  scopes: string[],
-): Promise<boolean> {
+function authenticateOnce(authenticator: Authenticator, req: Request): Promise<boolean> {
+  const schema = (req as { openapi?: { schema?: { security?: SecurityRequirement[] } } }).openapi
+    ?.schema;
   req.authCheck ??= authenticator
-    .authenticate(req.headers.authorization, { admin: scopes.includes('admin') })
+    .authenticate(req.headers.authorization, authRequirements(schema?.security))
     .then(
       (auth) => {
         req.auth = auth;
@@ -145,9 +158,10 @@ export function openApiRouter(opts: RouterOptions): RequestHandler[] {
     ignoreUndocumented: false,
     validateSecurity: {
       handlers: {
-        bearerAuth: (req, scopes) => authenticateOnce(opts.authenticator, req, scopes),
+        bearerAuth: (req) => authenticateOnce(opts.authenticator, req),
         // The same bearer token, described as the OAuth2 password flow that issues it.
-        oauth2: (req, scopes) => authenticateOnce(opts.authenticator, req, scopes),
+        oauth2: (req) => authenticateOnce(opts.authenticator, req),
+        appToken: (req) => authenticateOnce(opts.authenticator, req),
       },
     },
     operationHandlers: {

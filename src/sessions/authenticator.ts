@@ -1,15 +1,35 @@
 import type { UserRecord } from '../accounts/users.repository';
+import { isAppToken, type AppTokensService } from '../app-tokens/app-tokens.service';
 import { ErrorCode, ForbiddenError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
 import type { AccessClaims, AccessTokens } from './access-tokens';
 import type { SessionState } from './session-state';
 import { issuedBeforeCutoff } from './token-cutoffs';
 
-export interface AuthContext {
+/** A caller authenticated with an access token: a session. */
+export interface SessionAuth {
+  kind: 'session';
   user: UserRecord;
   claims: AccessClaims;
   /** The raw bearer token, for operations that revoke it (logout). */
   token: string;
+}
+
+/** A caller authenticated with an app token, on an operation that accepts one. */
+export interface AppTokenAuth {
+  kind: 'app_token';
+  user: UserRecord;
+  appTokenId: string;
+}
+
+export type AuthContext = SessionAuth | AppTokenAuth;
+
+/** What the spec's security requirements of the operation ask for. */
+export interface AuthRequirements {
+  /** An administrator only (`bearerAuth: [admin]`). */
+  admin?: boolean;
+  /** The operation lists the `appToken` scheme: an app token is accepted too. */
+  appToken?: boolean;
 }
 
 // RFC 6750 b64token.
@@ -20,6 +40,7 @@ export class Authenticator {
     private readonly tokens: AccessTokens,
     private readonly sessions: SessionState,
     private readonly metrics: Metrics,
+    private readonly appTokens: Pick<AppTokensService, 'authenticate'>,
   ) {}
 
   /**
@@ -30,7 +51,7 @@ export class Authenticator {
    */
   async authenticate(
     header: string | undefined,
-    opts: { admin?: boolean } = {},
+    opts: AuthRequirements = {},
   ): Promise<AuthContext> {
     const outcome = (o: string) => this.metrics.tokenVerifications.inc({ outcome: o });
     if (!header) {
@@ -44,6 +65,15 @@ export class Authenticator {
         ErrorCode.invalidToken,
         'The Authorization header must be "Bearer <token>".',
       );
+    }
+    if (isAppToken(m[1]!)) {
+      const { user, appTokenId } = await this.appTokens.authenticate(m[1]!, {
+        allowed: opts.appToken === true,
+      });
+      if (opts.admin && !user.isAdmin) {
+        throw new ForbiddenError('This operation needs an administrator.');
+      }
+      return { kind: 'app_token', user, appTokenId };
     }
     let claims: AccessClaims;
     try {
@@ -74,6 +104,6 @@ export class Authenticator {
       throw new ForbiddenError('This operation needs an administrator.');
     }
     outcome('valid');
-    return { user, claims, token: m[1]! };
+    return { kind: 'session', user, claims, token: m[1]! };
   }
 }

@@ -1,4 +1,4 @@
-import { requireAuth, type HandlerMap, type RequestBody } from '../http/contract';
+import { requireSession, type HandlerMap, type RequestBody } from '../http/contract';
 import type { SessionsService, TokenPair } from './sessions.service';
 import { toTokenResponse } from './sessions.views';
 
@@ -37,12 +37,12 @@ export function sessionHandlers(
       return { status: 200, body: toTokenResponse(pair) };
     },
     async logout({ body, auth }) {
-      await sessions.logout(requireAuth(auth), body?.refresh_token);
+      await sessions.logout(requireSession(auth), body?.refresh_token);
       return { status: 204 };
     },
     async changePassword({ body, auth, ctx }) {
       await sessions.changePassword(
-        requireAuth(auth),
+        requireSession(auth),
         body.current_password,
         body.new_password,
         ctx.ip,

@@ -5,9 +5,10 @@ import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import type { Database, Tx } from '../db/database';
 import { ErrorCode, ForbiddenError, InvalidCredentialsError, UnauthorizedError } from '../errors';
+import type { AppTokensRepository } from '../app-tokens/app-tokens.repository';
 import type { Metrics } from '../metrics';
 import type { AccessTokens } from './access-tokens';
-import type { AuthContext } from './authenticator';
+import type { SessionAuth } from './authenticator';
 import type { RateLimits } from './rate-limits';
 import type { RefreshTokenRecord, RefreshTokensRepository } from './refresh-tokens.repository';
 import type { SessionEndReason, SessionScope, SessionsRepository } from './sessions.repository';
@@ -26,6 +27,7 @@ export interface SessionsServiceDeps {
   users: UsersRepository;
   refreshTokens: RefreshTokensRepository;
   sessions: SessionsRepository;
+  appTokens: Pick<AppTokensRepository, 'deleteAllOfUser'>;
   passwords: PasswordHasher;
   tokens: AccessTokens;
   rateLimits: RateLimits;
@@ -188,7 +190,7 @@ export class SessionsService {
    * belongs to the same user: their refresh tokens and every access token issued into them stop
    * working at once, on every replica.
    */
-  async logout(auth: AuthContext, refreshToken?: string): Promise<void> {
+  async logout(auth: SessionAuth, refreshToken?: string): Promise<void> {
     const other = refreshToken
       ? await this.d.refreshTokens.findByHash(hashRefreshToken(refreshToken))
       : null;
@@ -216,7 +218,7 @@ export class SessionsService {
    * access tokens stop working); the caller's own session goes on.
    */
   async changePassword(
-    auth: AuthContext,
+    auth: SessionAuth,
     currentPassword: string,
     newPassword: string,
     ip: string,
@@ -250,6 +252,10 @@ export class SessionsService {
         new Date(),
         t,
       );
+      // Scripts holding the old credentials stop too. (A reset and a deactivation end app
+      // tokens through tokens_valid_after; a change keeps the caller's own access token, so it
+      // cannot move that cutoff.)
+      await this.d.appTokens.deleteAllOfUser(user.id, t);
     });
   }
 

@@ -4,6 +4,8 @@ import { AccountsService } from '../accounts/accounts.service';
 import { PasswordHasher } from '../accounts/passwords';
 import { UsersRepository } from '../accounts/users.repository';
 import { AdminUsersRepository } from '../admin/admin-users.repository';
+import { AppTokensRepository } from '../app-tokens/app-tokens.repository';
+import { AppTokensService } from '../app-tokens/app-tokens.service';
 import { AdminUsersService } from '../admin/admin-users.service';
 import { AppConfigRepository } from '../admin/app-config.repository';
 import { AuditLogRepository } from '../admin/audit-log.repository';
@@ -55,6 +57,7 @@ export interface Services {
   rateLimits: RateLimits;
   authenticator: Authenticator;
   accounts: AccountsService;
+  appTokens: AppTokensService;
   sessions: SessionsService;
   health: HealthService;
   /** Seals third-party secrets at rest under the current key; also opens ENCRYPTION_PREVIOUS_KEYS. */
@@ -93,11 +96,14 @@ export function createServices(i: ServiceInputs): Services {
   // Values sealed under a previous key still open; new values are sealed under the current one.
   const secretBox = new SecretBox(i.keys.encryption, config.encryptionPreviousKeys);
   const auditLog = new AuditLogRepository(sql);
+  const appTokensRepository = new AppTokensRepository(sql);
+  const appTokens = new AppTokensService(db, users, appTokensRepository, metrics);
   const sessions = new SessionsService({
     db,
     users,
     refreshTokens: new RefreshTokensRepository(sql),
     sessions: new SessionsRepository(sql),
+    appTokens: appTokensRepository,
     passwords,
     tokens: accessTokens,
     rateLimits,
@@ -140,8 +146,9 @@ export function createServices(i: ServiceInputs): Services {
     sessionState,
     userStateCache,
     rateLimits,
-    authenticator: new Authenticator(accessTokens, sessionState, metrics),
+    authenticator: new Authenticator(accessTokens, sessionState, metrics, appTokens),
     accounts: new AccountsService(users, passwords, metrics),
+    appTokens,
     sessions,
     health: new HealthService(db, redis, lifecycle),
     secretBox,
