@@ -273,7 +273,22 @@ export interface paths {
         get: operations["getCurrentUser"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete the caller's account
+         * @description Deletes the caller's account and everything that belongs to it: sessions and refresh
+         *     tokens, app tokens, the Discogs connection and every other row keyed to the account.
+         *     Every token of the account is refused at once, on every replica, and the email may be
+         *     registered again. The password is required; a wrong one is 403
+         *     `code: invalid_current_password` and changes nothing, and wrong guesses count against
+         *     the same per-address-and-email limit as failed logins (429). The last active
+         *     administrator cannot delete the account (409 `code: last_admin`; promote another
+         *     account first), also when two such deletions race. Needs an access token: an app token
+         *     is refused (403 `code: app_token_not_allowed`).
+         *
+         *     The admin audit log keeps an `account.delete` entry with the account's id (not its
+         *     email).
+         */
+        delete: operations["deleteAccount"];
         options?: never;
         head?: never;
         patch?: never;
@@ -486,8 +501,10 @@ export interface paths {
          * Admin audit log
          * @description Who did which admin action, when, and from which request and address, newest first.
          *     Actions: `discogs_config.update`, `discogs_config.delete`, `user.update`,
-         *     `admin.create`. Entries made by the command-line tool have `actor_label: cli` and no
-         *     actor user, request id or address. Details list what changed and never hold a secret.
+         *     `admin.create`, `account.delete` (an account deleted by its owner: `target_id` is the
+         *     account's id and `actor_label` is `self`; the email is not kept). Entries made by the
+         *     command-line tool have `actor_label: cli` and no actor user, request id or address.
+         *     Details list what changed and never hold a secret.
          */
         get: operations["listAuditLog"];
         put?: never;
@@ -630,7 +647,7 @@ export interface components {
              *     - `invalid_credentials`: 401: wrong email or password, or an inactive account.
              *     - `invalid_refresh_token`: 401: the refresh token is invalid, expired or revoked.
              *     - `refresh_token_reused`: 401: a spent refresh token was presented again; its session has been ended.
-             *     - `invalid_current_password`: 403: the current password given to change it is wrong.
+             *     - `invalid_current_password`: 403: the current password given to change it, or to delete the account, is wrong.
              *     - `forbidden`: 403: authenticated but not allowed (for example, not an administrator).
              *     - `app_token_not_allowed`: 403: an app token was sent to an operation that does not accept one (only those listing the `appToken` scheme do).
              *     - `email_taken`: 409: an account with this email already exists.
@@ -851,6 +868,10 @@ export interface components {
          * @example 3f0c9a1e-8d2b-4c5e-9f70-1a2b3c4d5e6f
          */
         Uuid: string;
+        /** @description The account's password, to confirm its deletion. */
+        DeleteAccountRequest: {
+            password: components["schemas"]["Password"];
+        };
         /** @description What to call a new app token and, optionally, when it expires. */
         CreateAppTokenRequest: {
             /**
@@ -1922,6 +1943,72 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    deleteAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "correct-horse-battery"
+                 *     }
+                 */
+                "application/json": components["schemas"]["DeleteAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description The account and everything that belonged to it are deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            /**
+             * @description The password is incorrect (`invalid_current_password`; nothing was changed), or the
+             *     call was made with an app token (`app_token_not_allowed`).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account is the last active administrator. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/last_admin",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This is the last active administrator; promote another user first.",
+                     *       "code": "last_admin",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["PasswordCheckUnavailable"];
             "4XX": components["responses"]["ClientError"];
         };
     };

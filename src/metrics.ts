@@ -44,6 +44,12 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers,
     }),
+    accountDeletions: new Counter({
+      name: 'auth_account_deletions_total',
+      help: 'Account deletion attempts by outcome (deleted, invalid_password, last_admin).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     rateLimitRejections: new Counter({
       name: 'auth_rate_limit_rejections_total',
       help: 'Requests refused by a rate limiter.',

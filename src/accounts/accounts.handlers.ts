@@ -1,13 +1,15 @@
 import type { HandlerMap } from '../http/contract';
-import { requireAuth } from '../http/contract';
+import { requireAuth, requireSession } from '../http/contract';
 import type { RateLimits } from '../sessions/rate-limits';
+import type { AccountDeletionService } from './account-deletion.service';
 import type { AccountsService } from './accounts.service';
 import { toUser } from './accounts.views';
 
 export function accountHandlers(
   accounts: AccountsService,
   rateLimits: Pick<RateLimits, 'registration'>,
-): Pick<HandlerMap, 'registerUser' | 'getCurrentUser'> {
+  deletion: AccountDeletionService,
+): Pick<HandlerMap, 'registerUser' | 'getCurrentUser' | 'deleteAccount'> {
   return {
     async registerUser({ body, ctx }) {
       await rateLimits.registration(ctx.ip);
@@ -16,6 +18,14 @@ export function accountHandlers(
     },
     async getCurrentUser({ auth }) {
       return { status: 200, body: toUser(requireAuth(auth).user) };
+    },
+    async deleteAccount({ body, auth, ctx }) {
+      await deletion.deleteAccount(requireSession(auth).user, {
+        password: body.password,
+        ip: ctx.ip,
+        requestId: ctx.requestId,
+      });
+      return { status: 204 };
     },
   };
 }

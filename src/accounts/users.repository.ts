@@ -122,6 +122,18 @@ export class UsersRepository {
     return rows.length === 1;
   }
 
+  /**
+   * Deletes the user; every row keyed to it goes with it (foreign keys ON DELETE CASCADE; the
+   * audit log keeps its entries with the actor set to null).
+   */
+  async delete(id: string, tx: Tx): Promise<boolean> {
+    const rows = await this.sequelize.query(
+      `DELETE FROM users WHERE id = :id RETURNING CAST(id AS text) AS id`,
+      { type: QueryTypes.SELECT, replacements: { id }, transaction: tx },
+    );
+    return rows.length === 1;
+  }
+
   async update(id: string, changes: UserChangeableFields, tx?: Tx): Promise<UserRecord | null> {
     const sets = (Object.keys(changes) as (keyof UserChangeableFields)[])
       .filter((k) => changes[k] !== undefined)

@@ -15,7 +15,7 @@ export function createHandlers(deps: Deps): HandlerMap {
     ...healthHandlers(deps.health),
     ...metricsHandlers(deps.metrics),
     ...contractHandlers(deps.spec),
-    ...accountHandlers(deps.accounts, deps.rateLimits),
+    ...accountHandlers(deps.accounts, deps.rateLimits, deps.accountDeletion),
     ...appTokenHandlers(deps.appTokens),
     ...sessionHandlers(deps.sessions),
     ...adminHandlers(deps),

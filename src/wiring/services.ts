@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { AccountDeletionService } from '../accounts/account-deletion.service';
 import { AccountsService } from '../accounts/accounts.service';
 import { PasswordHasher } from '../accounts/passwords';
 import { UsersRepository } from '../accounts/users.repository';
@@ -57,6 +58,7 @@ export interface Services {
   rateLimits: RateLimits;
   authenticator: Authenticator;
   accounts: AccountsService;
+  accountDeletion: AccountDeletionService;
   appTokens: AppTokensService;
   sessions: SessionsService;
   health: HealthService;
@@ -148,6 +150,14 @@ export function createServices(i: ServiceInputs): Services {
     rateLimits,
     authenticator: new Authenticator(accessTokens, sessionState, metrics, appTokens),
     accounts: new AccountsService(users, passwords, metrics),
+    accountDeletion: new AccountDeletionService(
+      db,
+      users,
+      passwords,
+      rateLimits,
+      auditLog,
+      metrics,
+    ),
     appTokens,
     sessions,
     health: new HealthService(db, redis, lifecycle),
