@@ -379,6 +379,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's sessions
+         * @description The caller's live sessions (not ended, not expired), newest first. A session is one
+         *     login: the refresh-token family it starts, named by the `sid` claim of its access
+         *     tokens. `last_used_at` is its last login or refresh; `ip` and `user_agent` are those of
+         *     the login. `current` marks the session of the access token making this call. Needs an
+         *     access token: an app token is refused (403 `code: app_token_not_allowed`).
+         */
+        get: operations["listSessions"];
+        put?: never;
+        post?: never;
+        /**
+         * End every other session
+         * @description Ends every session of the caller except the current one (signs out every other
+         *     device): their refresh tokens stop working and their access tokens are refused at once,
+         *     on every replica; the record of it is in PostgreSQL, so losing Redis's data brings
+         *     none back. Needs an access token: an app token is refused
+         *     (403 `code: app_token_not_allowed`).
+         */
+        delete: operations["endOtherSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one session
+         * @description Ends one of the caller's live sessions (signs out that device): its refresh tokens stop
+         *     working and its access tokens are refused at once, on every replica; the record of it
+         *     is in PostgreSQL, so losing Redis's data does not bring it back. Ending the current
+         *     session is allowed (the calling token stops working too). An id that is not one of the
+         *     caller's live sessions (unknown, already ended, or another account's) is 404. Needs an
+         *     access token: an app token is refused (403 `code: app_token_not_allowed`).
+         */
+        delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/password": {
         parameters: {
             query?: never;
@@ -928,6 +985,41 @@ export interface components {
         AppTokenList: {
             /** @description Newest first; the tokens themselves are never included. */
             app_tokens: components["schemas"]["AppToken"][];
+        };
+        /** @description One login of the caller, as `GET /api/v1/auth/sessions` lists it. */
+        Session: {
+            /**
+             * Format: uuid
+             * @description The session's id, also the `sid` claim of its access tokens.
+             */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the login happened.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description The last login or refresh in this session.
+             */
+            last_used_at: string;
+            /**
+             * @description The client address of the login; null when it was not known.
+             * @example 203.0.113.7
+             */
+            ip: string | null;
+            /**
+             * @description The `User-Agent` of the login (at most 512 characters); null when none was sent.
+             * @example Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0
+             */
+            user_agent: string | null;
+            /** @description True for the session of the access token making the call. */
+            current: boolean;
+        };
+        /** @description The caller's live sessions. */
+        SessionList: {
+            /** @description Newest first. */
+            sessions: components["schemas"]["Session"][];
         };
         /** @description An account as its owner sees it. */
         User: {
@@ -2196,6 +2288,123 @@ export interface operations {
             403: components["responses"]["AppTokenNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's live sessions, newest first. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "sessions": [
+                     *         {
+                     *           "id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+                     *           "created_at": "2026-11-26T10:00:00.000Z",
+                     *           "last_used_at": "2026-11-26T11:30:00.000Z",
+                     *           "ip": "203.0.113.7",
+                     *           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+                     *           "current": true
+                     *         },
+                     *         {
+                     *           "id": "1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e",
+                     *           "created_at": "2026-11-20T08:00:00.000Z",
+                     *           "last_used_at": "2026-11-25T19:12:00.000Z",
+                     *           "ip": "198.51.100.23",
+                     *           "user_agent": null,
+                     *           "current": false
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    endOtherSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every other session is ended (or there was none). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The session's id (the `sid` of its access tokens).
+                 * @example 1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e
+                 */
+                id: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session is ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
+            /** @description The caller has no live session with this id. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/not_found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "You have no live session with this id.",
+                     *       "code": "not_found",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: components["responses"]["ValidationFailed"];
             503: components["responses"]["ServiceUnavailable"];
             "4XX": components["responses"]["ClientError"];

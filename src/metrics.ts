@@ -32,6 +32,12 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers,
     }),
+    sessionsEnded: new Counter({
+      name: 'auth_sessions_ended_total',
+      help: 'Sessions ended by logout, reuse detection or their owner (outcome = the reason), and requests to end one that named no live session of the caller (not_found).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     appTokensCreated: new Counter({
       name: 'auth_app_tokens_created_total',
       help: 'App token creations by outcome (created, limit_reached).',

@@ -1,6 +1,7 @@
+import { NotFoundError } from '../errors';
 import { requireSession, type HandlerMap, type RequestBody } from '../http/contract';
 import type { SessionsService, TokenPair } from './sessions.service';
-import { toTokenResponse } from './sessions.views';
+import { toSession, toTokenResponse } from './sessions.views';
 
 type TokenRequest = NonNullable<RequestBody<'issueToken'>>;
 
@@ -26,18 +27,40 @@ function grantOf(body: TokenRequest): Grant {
 
 export function sessionHandlers(
   sessions: SessionsService,
-): Pick<HandlerMap, 'issueToken' | 'logout' | 'changePassword'> {
+): Pick<
+  HandlerMap,
+  'issueToken' | 'logout' | 'changePassword' | 'listSessions' | 'endSession' | 'endOtherSessions'
+> {
   return {
     async issueToken({ body, ctx }) {
       const grant = grantOf(body);
       const pair: TokenPair =
         grant.kind === 'refresh'
           ? await sessions.refresh(grant.refreshToken)
-          : await sessions.login(grant.email, grant.password, ctx.ip);
+          : await sessions.login(grant.email, grant.password, {
+              ip: ctx.ip,
+              userAgent: ctx.userAgent,
+            });
       return { status: 200, body: toTokenResponse(pair) };
     },
     async logout({ body, auth }) {
       await sessions.logout(requireSession(auth), body?.refresh_token);
+      return { status: 204 };
+    },
+    async listSessions({ auth }) {
+      const { user, claims } = requireSession(auth);
+      const list = await sessions.listSessions(user.id);
+      return { status: 200, body: { sessions: list.map((s) => toSession(s, claims.sid)) } };
+    },
+    async endSession({ params, auth }) {
+      if (!(await sessions.endSession(requireSession(auth).user.id, params.id))) {
+        throw new NotFoundError('You have no live session with this id.');
+      }
+      return { status: 204 };
+    },
+    async endOtherSessions({ auth }) {
+      const { user, claims } = requireSession(auth);
+      await sessions.endOtherSessions(user.id, claims.sid);
       return { status: 204 };
     },
     async changePassword({ body, auth, ctx }) {

@@ -11,7 +11,13 @@ import type { AccessTokens } from './access-tokens';
 import type { SessionAuth } from './authenticator';
 import type { RateLimits } from './rate-limits';
 import type { RefreshTokenRecord, RefreshTokensRepository } from './refresh-tokens.repository';
-import type { SessionEndReason, SessionScope, SessionsRepository } from './sessions.repository';
+import type {
+  SessionClient,
+  SessionEndReason,
+  SessionRecord,
+  SessionScope,
+  SessionsRepository,
+} from './sessions.repository';
 import { waitPastCutoff } from './token-cutoffs';
 
 /** A freshly issued session: the handler's view turns it into the spec's TokenResponse. */
@@ -75,12 +81,13 @@ export class SessionsService {
    * the same bcrypt work (a dummy hash stands in for a missing account) and the same metric
    * outcome.
    */
-  async login(email: string, password: string, ip: string): Promise<TokenPair> {
+  async login(email: string, password: string, client: SessionClient): Promise<TokenPair> {
+    const { ip } = client;
     const normalised = normaliseEmail(email);
     await this.d.rateLimits.beginLogin(ip, normalised);
     let pair: TokenPair;
     try {
-      pair = await this.checkPasswordAndStart(normalised, password, ip);
+      pair = await this.checkPasswordAndStart(normalised, password, client);
     } catch (err) {
       // No guess was judged (hashing at capacity, a dependency down): give the slot back.
       if (!(err instanceof InvalidCredentialsError)) {
@@ -96,8 +103,9 @@ export class SessionsService {
   private async checkPasswordAndStart(
     email: string,
     password: string,
-    ip: string,
+    client: SessionClient,
   ): Promise<TokenPair> {
+    const { ip } = client;
     const user = await this.d.users.findByEmail(email);
     if (!user) {
       await this.d.passwords.verifyDummy(password, ip);
@@ -113,7 +121,7 @@ export class SessionsService {
       // The password may have changed, or the account been deactivated, while bcrypt ran.
       const current = await this.lockUser(user.id, 'share', t);
       if (!current?.isActive || current.hashedPassword !== user.hashedPassword) return null;
-      const sessionId = await this.d.sessions.create(current.id, new Date(), t);
+      const sessionId = await this.d.sessions.create(current.id, new Date(), client, t);
       return (await this.issuePair(current, { familyId: sessionId, parentId: null }, t)).pair;
     });
     if (!pair) {
@@ -205,7 +213,13 @@ export class SessionsService {
    */
   async endSession(userId: string, sessionId: string): Promise<boolean> {
     const ended = await this.endSessions(userId, { ids: [sessionId] }, 'session_ended');
+    if (ended.length === 0) this.d.metrics.sessionsEnded.inc({ outcome: 'not_found' });
     return ended.length === 1;
+  }
+
+  /** The user's live sessions, newest first. */
+  listSessions(userId: string): Promise<SessionRecord[]> {
+    return this.d.sessions.listLive(userId, new Date());
   }
 
   /** Ends every session of the user but `keepSessionId` (null: every one); returns their ids. */
@@ -310,10 +324,12 @@ export class SessionsService {
     scope: SessionScope,
     reason: SessionEndReason,
   ): Promise<string[]> {
-    return this.d.db.transaction(async (t) => {
+    const ended = await this.d.db.transaction(async (t) => {
       await this.lockUser(userId, 'update', t);
       return this.d.sessions.end(userId, scope, reason, new Date(), t);
     });
+    if (ended.length > 0) this.d.metrics.sessionsEnded.inc({ outcome: reason }, ended.length);
+    return ended;
   }
 
   private lockUser(userId: string, mode: 'share' | 'update', t: Tx): Promise<UserRecord | null> {
