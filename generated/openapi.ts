@@ -232,6 +232,12 @@ export interface paths {
          *     an inactive or deleted account, give 401 `code: invalid_refresh_token`. Concurrent
          *     refreshes of one token are serialised, so the outcome does not depend on timing.
          *
+         *     **Second factor and verified email.** For an account with an active TOTP factor, a
+         *     correct password (either grant form) gives 403 `code: mfa_required` with an
+         *     `mfa_token` and no access token: finish at `POST /api/v1/auth/mfa/verify`. Refresh
+         *     grants need no second factor. With `REQUIRE_VERIFIED_EMAIL=true`, a correct password
+         *     of an account whose email is not verified gives 403 `code: email_not_verified`.
+         *
          *     Refresh tokens are opaque (256 random bits, base64url) and stored only as a SHA-256
          *     hash. Password hashing is capped (`HASH_CONCURRENCY`); beyond a short queue, 503
          *     `code: hash_capacity_exceeded` with `Retry-After`. The queue is shared fairly between
@@ -466,6 +472,219 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password-reset/request": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password-reset mail
+         * @description Mails a single-use reset token to the account with this email, if there is an active
+         *     one. The answer is 202 whatever the email: the same answer, after the same work on the
+         *     request path, for an unknown, an inactive and an existing account, so it tells nobody
+         *     which emails have accounts. The account is looked up, the token stored and the mail
+         *     sent afterwards, off the request path; a slow or failing mail server never slows or
+         *     fails this call.
+         *
+         *     The mail carries a link to `PUBLIC_BASE_URL/reset-password#token=<token>` (the token
+         *     in the fragment, which browsers never send to a server) and the token on a line of
+         *     its own. Opening the link spends nothing: only `POST /api/v1/auth/password-reset/confirm`
+         *     does. A token is valid for `PASSWORD_RESET_TTL_MINUTES` (default 30); a newer request
+         *     voids the older tokens of the account.
+         *
+         *     Limited per client address and per email (`RATE_LIMIT_RESET_PER_HOUR`, default 5 an
+         *     hour each): beyond that, 429 with `Retry-After`. In production without `SMTP_URL`,
+         *     503 `code: mail_not_configured` whatever the email.
+         */
+        post: operations["requestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password-reset/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with a reset token
+         * @description Spends the reset token and sets the new password. Every session of the account ends:
+         *     access tokens issued before now are refused and every refresh token is revoked. A
+         *     TOTP second factor stays active. The new password follows the registration rules
+         *     (422, and then the token is not spent). An unknown, spent, voided or expired token is
+         *     400 `code: invalid_reset_token`.
+         */
+        post: operations["confirmPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/email/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify the account's email with the mailed token
+         * @description Spends a verification token (mailed at registration and by
+         *     `POST /api/v1/auth/email/verify/resend`, valid for `EMAIL_VERIFY_TTL_HOURS`, default
+         *     48) and marks the account's email verified. No access token is needed: the token
+         *     proves it. The mail links to `PUBLIC_BASE_URL/verify-email#token=<token>`, a page that
+         *     posts it here; opening the link spends nothing. An unknown, spent, voided or expired
+         *     token is 400 `code: invalid_verification_token`.
+         */
+        post: operations["verifyEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/email/verify/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mail a new verification token
+         * @description Mails a new verification token to the caller's email; older ones stop working. Sent
+         *     off the request path. Limited per account (`RATE_LIMIT_RESET_PER_HOUR`, default 5 an
+         *     hour): beyond that, 429. 409 `code: email_already_verified` when there is nothing to
+         *     verify; in production without `SMTP_URL`, 503 `code: mail_not_configured`.
+         */
+        post: operations["resendVerificationEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start setting up a TOTP second factor
+         * @description Creates a new TOTP secret (RFC 6238: SHA-1, 6 digits, 30-second steps) for the
+         *     caller and returns it with an `otpauth://` URI for authenticator apps (show it as a QR
+         *     code). The factor is not active until `POST /api/v1/auth/mfa/totp/confirm` proves the
+         *     app has it; calling this again before that replaces the pending secret. The secret is
+         *     stored encrypted (AES-256-GCM under `ENCRYPTION_MASTER_KEY`). 409
+         *     `code: mfa_already_enabled` when a factor is already active (disable it first).
+         */
+        post: operations["setupTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Activate the TOTP factor with a first code
+         * @description Checks a code from the authenticator app against the pending secret (the current
+         *     30-second step, or one step either side) and activates the factor. Returns 10
+         *     recovery codes, each usable once instead of a TOTP code; they are shown only here and
+         *     stored only as hashes. From now on a correct password at `/api/v1/auth/token` answers
+         *     403 `code: mfa_required`. A wrong code is 403 `code: invalid_mfa_code` (counted
+         *     against the same per-address-and-email limit as failed logins); 409
+         *     `code: mfa_setup_required` without a pending secret, `mfa_already_enabled` when the
+         *     factor is already active.
+         */
+        post: operations["confirmTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/totp/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove the TOTP factor
+         * @description Removes the caller's TOTP factor and its recovery codes after checking the password
+         *     and a current code. A wrong password is 403 `code: invalid_current_password`, a wrong
+         *     or already used code 403 `code: invalid_mfa_code`; both change nothing and count
+         *     against the same per-address-and-email limit as failed logins (429). 409
+         *     `code: mfa_not_enabled` when no factor is active. Lost the authenticator? An
+         *     administrator can remove the factor (`PATCH /api/v1/admin/users/{id}`).
+         */
+        post: operations["disableTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish a login with the second factor
+         * @description The second step of a login for an account with an active TOTP factor. The password
+         *     step (`/api/v1/auth/token`) answered 403 `code: mfa_required` with an `mfa_token`;
+         *     send it here with a current TOTP code, or with one of the recovery codes instead, to
+         *     get the normal token pair.
+         *
+         *     An `mfa_token` is opaque, valid 5 minutes, spent by a success, and dies after 5 wrong
+         *     codes; an unknown, spent, expired or dead one is 401 `code: invalid_mfa_token` (log in
+         *     again). A wrong code, a used recovery code, or a TOTP code that was already accepted
+         *     once (a replay within its window) is 401 `code: invalid_mfa_code`. Challenges live
+         *     in PostgreSQL, so any replica can finish a login another one started.
+         */
+        post: operations["verifyMfa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/config/discogs": {
         parameters: {
             query?: never;
@@ -541,8 +760,9 @@ export interface paths {
          * @description Changes `is_active` and/or `is_admin`. A deactivated account's tokens fail on their
          *     next use and it can no longer log in; a demoted admin loses admin access on the next
          *     call. Removing the last active administrator (by demotion or deactivation) is refused
-         *     with 409 `last_admin`, also when two such changes race. The change is recorded in the
-         *     audit log.
+         *     with 409 `last_admin`, also when two such changes race. `mfa_enabled: false` removes
+         *     the account's TOTP factor and recovery codes (for a user who lost the authenticator).
+         *     The change is recorded in the audit log.
          */
         patch: operations["updateUser"];
         trace?: never;
@@ -720,16 +940,39 @@ export interface components {
              *     - `invalid_oauth_state`: 400: the Discogs authorisation is unknown, expired or already used; start again.
              *     - `oauth_state_mismatch`: 403: the Discogs authorisation was started by another account.
              *     - `discogs_verifier_rejected`: 400: Discogs did not accept the verification code; start again.
+             *     - `mail_not_configured`: 503: the service cannot send mail (production without `SMTP_URL`).
+             *     - `invalid_reset_token`: 400: the password-reset token is unknown, spent, voided or expired.
+             *     - `invalid_verification_token`: 400: the email-verification token is unknown, spent, voided or expired.
+             *     - `email_not_verified`: 403: the password is right but the email is not verified and `REQUIRE_VERIFIED_EMAIL` is on.
+             *     - `email_already_verified`: 409: there is no email left to verify.
+             *     - `mfa_required`: 403: the password is right and the account has a second factor; the problem carries `mfa_token` for `POST /api/v1/auth/mfa/verify`.
+             *     - `invalid_mfa_token`: 401: the `mfa_token` is unknown, spent, expired, or dead after 5 wrong codes; log in again.
+             *     - `invalid_mfa_code`: 401 at `mfa/verify`, 403 at factor confirmation and removal: the TOTP or recovery code is wrong or was already used.
+             *     - `mfa_already_enabled`: 409: a TOTP factor is already active.
+             *     - `mfa_setup_required`: 409: no TOTP secret is pending; call setup first.
+             *     - `mfa_not_enabled`: 409: no TOTP factor is active.
              *     - `internal_error`: 500: a bug on our side; quote the `request_id`.
              * @example validation_failed
              * @enum {string}
              */
-            code: "malformed_body" | "malformed_request" | "headers_too_large" | "payload_too_large" | "unsupported_media_type" | "validation_failed" | "not_found" | "method_not_allowed" | "missing_token" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_current_password" | "forbidden" | "app_token_not_allowed" | "email_taken" | "conflict" | "last_admin" | "app_token_limit" | "rate_limited" | "service_unavailable" | "hash_capacity_exceeded" | "stored_secret_unreadable" | "discogs_not_configured" | "discogs_unavailable" | "invalid_oauth_state" | "oauth_state_mismatch" | "discogs_verifier_rejected" | "internal_error";
+            code: "malformed_body" | "malformed_request" | "headers_too_large" | "payload_too_large" | "unsupported_media_type" | "validation_failed" | "not_found" | "method_not_allowed" | "missing_token" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_current_password" | "forbidden" | "app_token_not_allowed" | "email_taken" | "conflict" | "last_admin" | "app_token_limit" | "rate_limited" | "service_unavailable" | "hash_capacity_exceeded" | "stored_secret_unreadable" | "discogs_not_configured" | "discogs_unavailable" | "invalid_oauth_state" | "oauth_state_mismatch" | "discogs_verifier_rejected" | "mail_not_configured" | "invalid_reset_token" | "invalid_verification_token" | "email_not_verified" | "email_already_verified" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "mfa_already_enabled" | "mfa_setup_required" | "mfa_not_enabled" | "internal_error";
             /**
              * @description The `X-Request-Id` of this call; quote it when reporting a problem.
              * @example 7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11
              */
             request_id: string;
+            /**
+             * @description With `code: mfa_required` only: finish the login by sending it with a code to
+             *     `POST /api/v1/auth/mfa/verify`. Opaque, single-use, valid `mfa_expires_in` seconds
+             *     (5 minutes). Keep it secret.
+             * @example 7wD9k0cYx1mN5pQrStUvWxYz012345678abcdEFgh
+             */
+            mfa_token?: string;
+            /**
+             * @description With `code: mfa_required` only; seconds until `mfa_token` expires.
+             * @example 300
+             */
+            mfa_expires_in?: number;
             /** @description For validation failures, one entry per broken rule. */
             errors?: {
                 /**
@@ -767,6 +1010,75 @@ export interface components {
              * @example The email or password is incorrect.
              */
             error_description: string;
+        };
+        /** @description The email of the account whose password is to be reset. */
+        PasswordResetRequest: {
+            /**
+             * @description The account's email, in any letter case.
+             * @example ada@example.com
+             */
+            email: string;
+        };
+        /**
+         * @description A token from a mail (256 random bits, base64url).
+         * @example Zk3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcd
+         */
+        MailedToken: string;
+        /** @description A mailed reset token and the new password. */
+        PasswordResetConfirm: {
+            token: components["schemas"]["MailedToken"];
+            new_password: components["schemas"]["NewPassword"];
+        };
+        /** @description A mailed verification token. */
+        EmailVerification: {
+            token: components["schemas"]["MailedToken"];
+        };
+        /**
+         * @description The 6-digit code an authenticator app shows.
+         * @example 492039
+         */
+        TotpCode: string;
+        /**
+         * @description One of the recovery codes, in any letter case, dashes optional.
+         * @example abcd-efgh-ijkl-mnop
+         */
+        RecoveryCode: string;
+        /** @description A pending TOTP secret, for an authenticator app. */
+        TotpSetup: {
+            /**
+             * @description The TOTP secret, base32, for manual entry. Not shown again.
+             * @example JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
+             */
+            secret: string;
+            /** @description The `otpauth://totp/...` URI with the same secret, for a QR code. */
+            otpauth_uri: string;
+        };
+        /** @description The first code from the authenticator app, to activate the factor. */
+        TotpConfirm: {
+            code: components["schemas"]["TotpCode"];
+        };
+        /** @description The recovery codes of a newly activated factor, shown this once. */
+        RecoveryCodes: {
+            /** @description Single-use codes that stand in for a TOTP code at `mfa/verify`. Shown once. */
+            recovery_codes: string[];
+        };
+        /** @description The password and a current code, to remove the factor. */
+        TotpDisable: {
+            password: components["schemas"]["Password"];
+            code: components["schemas"]["TotpCode"];
+        };
+        /**
+         * @description The `mfa_token` of a `mfa_required` answer.
+         * @example 7wD9k0cYx1mN5pQrStUvWxYz012345678abcdEFgh
+         */
+        MfaToken: string;
+        /** @description The `mfa_token` with either a TOTP code or a recovery code. */
+        MfaVerifyRequest: {
+            mfa_token: components["schemas"]["MfaToken"];
+            code: components["schemas"]["TotpCode"];
+        } | {
+            mfa_token: components["schemas"]["MfaToken"];
+            recovery_code: components["schemas"]["RecoveryCode"];
         };
         /** @description The health of the service and of each dependency it needs. */
         Health: {
@@ -1037,6 +1349,10 @@ export interface components {
             is_active: boolean;
             /** @description Whether the account may call the administration operations. */
             is_admin: boolean;
+            /** @description Whether the email was verified with a mailed token. */
+            email_verified: boolean;
+            /** @description Whether a TOTP second factor is active. */
+            mfa_enabled: boolean;
             /**
              * Format: date-time
              * @description When the account was created.
@@ -1095,6 +1411,12 @@ export interface components {
             is_active?: boolean;
             /** @description Grants or removes administrator rights. */
             is_admin?: boolean;
+            /**
+             * @description false removes the account's TOTP factor and recovery codes (a user who lost the
+             *     authenticator). Only removal is possible here: a factor is set up by its owner.
+             * @constant
+             */
+            mfa_enabled?: false;
         };
         /** @description One administrative action: who did what to which target, when and from which request. */
         AuditLogEntry: {
@@ -1533,6 +1855,50 @@ export interface components {
             };
         };
         /**
+         * @description Mail is not configured (`mail_not_configured`: production without `SMTP_URL`), or a
+         *     dependency (database, Redis) is unavailable (`service_unavailable`).
+         */
+        MailUnavailable: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The factor is not in a state that allows this: already active (`mfa_already_enabled`),
+         *     not set up (`mfa_setup_required`), or not active (`mfa_not_enabled`).
+         */
+        MfaStateConflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The code is wrong or was already used (`invalid_mfa_code`). Nothing was changed. */
+        WrongMfaCode: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://docs.example.com/problems/invalid_mfa_code",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "The code is wrong or was already used.",
+                 *       "code": "invalid_mfa_code",
+                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
          * @description The caller is authenticated but is not an administrator (`forbidden`), or used an app
          *     token, which admin operations never accept, not even an administrator's
          *     (`app_token_not_allowed`).
@@ -1914,6 +2280,8 @@ export interface operations {
                      *       "email": "ada@example.com",
                      *       "is_active": true,
                      *       "is_admin": false,
+                     *       "email_verified": false,
+                     *       "mfa_enabled": false,
                      *       "created_at": "2026-11-26T10:00:00.000Z"
                      *     }
                      */
@@ -1997,6 +2365,20 @@ export interface operations {
                     "application/problem+json": components["schemas"]["TokenProblem"];
                 };
             };
+            /**
+             * @description The password is correct but the login needs more: a second factor
+             *     (`mfa_required`, with an `mfa_token` for `POST /api/v1/auth/mfa/verify`; no access
+             *     token is issued), or a verified email while `REQUIRE_VERIFIED_EMAIL=true`
+             *     (`email_not_verified`).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["TokenProblem"];
+                };
+            };
             413: components["responses"]["TokenPayloadTooLarge"];
             415: components["responses"]["TokenUnsupportedMediaType"];
             422: components["responses"]["TokenValidationFailed"];
@@ -2027,6 +2409,8 @@ export interface operations {
                      *       "email": "ada@example.com",
                      *       "is_active": true,
                      *       "is_admin": false,
+                     *       "email_verified": true,
+                     *       "mfa_enabled": false,
                      *       "created_at": "2026-11-26T10:00:00.000Z"
                      *     }
                      */
@@ -2458,6 +2842,346 @@ export interface operations {
             "4XX": components["responses"]["ClientError"];
         };
     };
+    requestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PasswordResetRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted. A mail is on its way if the email belongs to an active account. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MalformedBody"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["MailUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    confirmPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "Zk3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcd",
+                 *       "new_password": "staple-battery-horse-correct"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PasswordResetConfirm"];
+            };
+        };
+        responses: {
+            /** @description The password is changed and every session of the account has ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body could not be parsed (`malformed_body`), or the token is unknown, spent, voided or expired (`invalid_reset_token`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["PasswordCheckUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    verifyEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "Zk3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcd"
+                 *     }
+                 */
+                "application/json": components["schemas"]["EmailVerification"];
+            };
+        };
+        responses: {
+            /** @description The email is verified. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body could not be parsed (`malformed_body`), or the token is unknown, spent, voided or expired (`invalid_verification_token`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    resendVerificationEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted; the mail is on its way. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The email is already verified. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://docs.example.com/problems/email_already_verified",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This email is already verified.",
+                     *       "code": "email_already_verified",
+                     *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["MailUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    setupTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The pending secret. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                     *       "otpauth_uri": "otpauth://totp/Auth%20service:ada%40example.com?issuer=Auth%20service&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&algorithm=SHA1&digits=6&period=30"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TotpSetup"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["MfaStateConflict"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    confirmTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "492039"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TotpConfirm"];
+            };
+        };
+        responses: {
+            /** @description The factor is active; the recovery codes, shown this once. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "recovery_codes": [
+                     *         "abcd-efgh-ijkl-mnop",
+                     *         "qrst-uvwx-yz23-4567",
+                     *         "2345-6712-3456-7abc",
+                     *         "defg-hijk-lmno-pqrs",
+                     *         "tuvw-xyz2-3456-7abc",
+                     *         "bcde-fghi-jklm-nopq",
+                     *         "rstu-vwxy-z234-5672",
+                     *         "cdef-ghij-klmn-opqr",
+                     *         "stuv-wxyz-2345-67ab",
+                     *         "efgh-ijkl-mnop-qrst"
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["WrongMfaCode"];
+            409: components["responses"]["MfaStateConflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    disableTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "password": "correct-horse-battery",
+                 *       "code": "492039"
+                 *     }
+                 */
+                "application/json": components["schemas"]["TotpDisable"];
+            };
+        };
+        responses: {
+            /** @description The factor is removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["MalformedBody"];
+            401: components["responses"]["Unauthorized"];
+            /** @description The password (`invalid_current_password`) or the code (`invalid_mfa_code`) is wrong. Nothing was changed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            409: components["responses"]["MfaStateConflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["PasswordCheckUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
+    verifyMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaVerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description The login is complete; a new access token and refresh token. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwYjZmIn0.c2lnbmF0dXJl",
+                     *       "token_type": "bearer",
+                     *       "expires_in": 1800,
+                     *       "refresh_token": "3q2-7wD9k0cYx1mN5pQrStUvWxYz012345678abcdEF"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            400: components["responses"]["MalformedBody"];
+            /** @description The `mfa_token` is unknown, spent, expired or dead (`invalid_mfa_token`), or the code is wrong or replayed (`invalid_mfa_code`). */
+            401: {
+                headers: {
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            503: components["responses"]["ServiceUnavailable"];
+            "4XX": components["responses"]["ClientError"];
+        };
+    };
     getDiscogsConfig: {
         parameters: {
             query?: never;
@@ -2602,6 +3326,8 @@ export interface operations {
                      *           "email": "ada@example.com",
                      *           "is_active": true,
                      *           "is_admin": true,
+                     *           "email_verified": true,
+                     *           "mfa_enabled": false,
                      *           "created_at": "2026-11-26T10:00:00.000Z",
                      *           "updated_at": "2026-11-26T10:05:00.000Z"
                      *         }
@@ -2658,6 +3384,8 @@ export interface operations {
                      *       "email": "ada@example.com",
                      *       "is_active": false,
                      *       "is_admin": false,
+                     *       "email_verified": true,
+                     *       "mfa_enabled": false,
                      *       "created_at": "2026-11-26T10:00:00.000Z",
                      *       "updated_at": "2026-11-26T10:05:00.000Z"
                      *     }

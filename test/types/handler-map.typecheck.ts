@@ -15,6 +15,8 @@ const user = {
   email: 'a@example.com',
   is_active: true,
   is_admin: false,
+  email_verified: false,
+  mfa_enabled: false,
   created_at: 'now',
 };
 
@@ -25,7 +27,7 @@ export const rightStatus: Handler<'registerUser'> = async () => ({ status: 201, 
 
 // A body that is not the declared schema does not compile.
 const notAUser = { password: 'x' };
-// @ts-expect-error the User schema needs id, email, is_active, is_admin and created_at
+// @ts-expect-error the User schema needs id, email, is_active, is_admin, email_verified, mfa_enabled and created_at
 export const wrongBody: Handler<'getCurrentUser'> = async () => ({ status: 200, body: notAUser });
 
 // Error bodies come from the one error mapper (thrown AppErrors), never from a handler.
