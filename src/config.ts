@@ -45,7 +45,19 @@ export interface Config {
     /** Failed logins per client address across all emails. */
     loginIpPerMinute: number;
     registerPerHour: number;
+    /** Password-reset requests per client IP and per email; verification resends per account. */
+    resetPerHour: number;
   };
+  mail: {
+    /** smtp:// or smtps:// with credentials; null: log transport (or no mail in production). */
+    smtpUrl: string | null;
+    from: string;
+    /** Where the client's pages live; mailed links point under it. No trailing slash. */
+    publicBaseUrl: string;
+  };
+  passwordResetTtlMinutes: number;
+  emailVerifyTtlHours: number;
+  requireVerifiedEmail: boolean;
   trustProxy: string | number | boolean;
   corsOrigins: string[];
   discogs: {
@@ -205,6 +217,22 @@ function trustProxyFrom(r: Reader): string | number | boolean {
   return entries.join(',');
 }
 
+/** A bare address or `Name <address>`, on one line (it becomes a mail header). */
+const MAIL_ADDRESS = /^(?:[^<>\r\n]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)$/;
+
+function mailFrom(r: Reader, production: boolean): Config['mail'] {
+  const smtpUrl = r.url('SMTP_URL', null, ['smtp:', 'smtps:']);
+  const from = r.string('MAIL_FROM', 'Auth service <no-reply@localhost>');
+  if (!MAIL_ADDRESS.test(from)) {
+    r.problems.push('MAIL_FROM must be an email address, optionally as "Name <address>"');
+  }
+  if (production && smtpUrl && r.raw('PUBLIC_BASE_URL') === undefined) {
+    r.problems.push('PUBLIC_BASE_URL is required with SMTP_URL when NODE_ENV=production');
+  }
+  const base = r.url('PUBLIC_BASE_URL', 'http://localhost:8004', ['https:', 'http:'])!;
+  return { smtpUrl, from, publicBaseUrl: base.replace(/\/+$/, '') };
+}
+
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const r = new Reader(env);
   const nodeEnv = r.string('NODE_ENV', 'development');
@@ -265,7 +293,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       loginPerMinute: r.int('RATE_LIMIT_LOGIN_PER_MINUTE', 10, 1, 1_000_000),
       loginIpPerMinute: r.int('RATE_LIMIT_LOGIN_IP_PER_MINUTE', 30, 1, 1_000_000),
       registerPerHour: r.int('RATE_LIMIT_REGISTER_PER_HOUR', 20, 1, 1_000_000),
+      resetPerHour: r.int('RATE_LIMIT_RESET_PER_HOUR', 5, 1, 1_000_000),
     },
+    mail: mailFrom(r, production),
+    passwordResetTtlMinutes: r.int('PASSWORD_RESET_TTL_MINUTES', 30, 1, 24 * 60),
+    emailVerifyTtlHours: r.int('EMAIL_VERIFY_TTL_HOURS', 48, 1, 24 * 30),
+    requireVerifiedEmail: r.bool('REQUIRE_VERIFIED_EMAIL', false),
     trustProxy: trustProxyFrom(r),
     corsOrigins: (r.raw('CORS_ORIGINS') ?? '')
       .split(',')

@@ -51,6 +51,11 @@ export function runInRequestScope<T>(id: string, fn: () => T): T {
   return requestScope.run({ id }, fn);
 }
 
+/** The id of the request the current work belongs to; undefined for background work. */
+export function currentRequestId(): string | undefined {
+  return requestScope.getStore()?.id;
+}
+
 /**
  * Lines logged during a request through a logger that is not the request's own (a service
  * holding deps.logger, say) still carry `req.id`; the request's child logger already has it.

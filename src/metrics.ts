@@ -69,6 +69,18 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
       registers,
     }),
+    mails: new Counter({
+      name: 'auth_mails_total',
+      help: 'Mails by kind and outcome: sent, retried (an attempt failed), failed (given up), skipped (mail not configured).',
+      labelNames: ['kind', 'outcome'] as const,
+      registers,
+    }),
+    mfaChallenges: new Counter({
+      name: 'auth_mfa_challenges_total',
+      help: 'Second-factor login steps by outcome: issued, totp, recovery_code, invalid_code, replayed, exhausted, invalid_token.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     discogsCalls: new Counter({
       name: 'auth_discogs_upstream_calls_total',
       help: 'Calls to the Discogs API by endpoint and outcome.',

@@ -1,16 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import request from 'supertest';
 import { runInRequestScope } from '../src/logger';
-import { startTestApp, uniqueEmail, type TestApp } from './support/test-app';
+import { useSmtpServer } from './support/smtp';
+import { uniqueEmail, useTestApp } from './support/test-app';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await startTestApp();
-});
-afterAll(async () => {
-  await t.close();
-});
+// Mail goes to a real SMTP server: the log transport (development without SMTP_URL) writes
+// mails in full by design, and is not what this file checks.
+const smtp = useSmtpServer();
+const t = useTestApp(() => ({ SMTP_URL: smtp.url }));
 
 interface LogLine {
   level: string;

@@ -13,7 +13,7 @@ import request from 'supertest';
 import type { paths } from '../../generated/openapi';
 import { createApp, createHealthApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createDeps, type Deps } from '../../src/deps';
+import { createDeps, type Deps, type DepsOptions } from '../../src/deps';
 import { TEST_PG_URL, TEST_REDIS_URL, databaseUrl } from './services';
 
 /** A client typed by the spec: paths, parameters, bodies and responses are checked. */
@@ -42,7 +42,7 @@ export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
 /** Fresh database cloned from the migrated template, own Redis key prefix, captured logs. */
 export async function startTestApp(
   env: Record<string, string> = {},
-  opts: { database?: string } = {},
+  opts: { database?: string } & Pick<DepsOptions, 'clock' | 'mail'> = {},
 ): Promise<TestApp> {
   const template = process.env.TEST_TEMPLATE_DB;
   if (!template) throw new Error('TEST_TEMPLATE_DB is not set: run the tests with `npm test`');
@@ -76,7 +76,13 @@ export async function startTestApp(
       cb();
     },
   });
-  const deps = await createDeps(config, { logDestination, redisKeyPrefix: `test:${dbName}:` });
+  const deps = await createDeps(config, {
+    logDestination,
+    redisKeyPrefix: `test:${dbName}:`,
+    clock: opts.clock,
+    // Retries in milliseconds rather than seconds, so a retry test stays short.
+    mail: opts.mail ?? { retryBaseMs: 20 },
+  });
   const pg = new Client({ connectionString: dbUrl });
   await pg.connect();
   const app = createApp(deps);
@@ -131,12 +137,13 @@ export async function startTestApp(
  * The returned object is filled in before the first test runs.
  */
 export function useTestApp(
-  env: Record<string, string> = {},
-  opts: { database?: string } = {},
+  env: Record<string, string> | (() => Record<string, string>) = {},
+  opts: { database?: string } & Pick<DepsOptions, 'clock' | 'mail'> = {},
 ): TestApp {
   const t = {} as TestApp;
   beforeAll(async () => {
-    Object.assign(t, await startTestApp(env, opts));
+    // A function is read when the app starts: after earlier hooks (an SMTP server) have run.
+    Object.assign(t, await startTestApp(typeof env === 'function' ? env() : env, opts));
   });
   afterAll(async () => {
     // Nothing to close when startTestApp itself failed.
