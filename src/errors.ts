@@ -38,6 +38,17 @@ export const ErrorCode = {
   invalidOAuthState: 'invalid_oauth_state',
   oauthStateMismatch: 'oauth_state_mismatch',
   discogsVerifierRejected: 'discogs_verifier_rejected',
+  mailNotConfigured: 'mail_not_configured',
+  invalidResetToken: 'invalid_reset_token',
+  invalidVerificationToken: 'invalid_verification_token',
+  emailNotVerified: 'email_not_verified',
+  emailAlreadyVerified: 'email_already_verified',
+  mfaRequired: 'mfa_required',
+  invalidMfaToken: 'invalid_mfa_token',
+  invalidMfaCode: 'invalid_mfa_code',
+  mfaAlreadyEnabled: 'mfa_already_enabled',
+  mfaSetupRequired: 'mfa_setup_required',
+  mfaNotEnabled: 'mfa_not_enabled',
   internalError: 'internal_error',
 } as const satisfies Record<string, ErrorCode>;
 
@@ -78,12 +89,19 @@ export class AppError extends Error {
   readonly title: string;
   readonly headers: Record<string, string>;
   readonly errors?: FieldError[];
+  /** Extra members the spec declares for this problem (e.g. `mfa_token`); never a field above. */
+  readonly extensions?: Record<string, string | number>;
 
   constructor(
     status: ProblemStatus,
     code: ErrorCode,
     detail: string,
-    opts: { headers?: Record<string, string>; errors?: FieldError[]; cause?: unknown } = {},
+    opts: {
+      headers?: Record<string, string>;
+      errors?: FieldError[];
+      extensions?: Record<string, string | number>;
+      cause?: unknown;
+    } = {},
   ) {
     super(detail, { cause: opts.cause });
     this.name = new.target.name;
@@ -92,12 +110,14 @@ export class AppError extends Error {
     this.title = STATUS_TITLES[status];
     this.headers = opts.headers ?? {};
     this.errors = opts.errors;
+    this.extensions = opts.extensions;
   }
 }
 
 /**
- * 400: a body that cannot be parsed or read, a request the HTTP parser refuses, or a Discogs
- * authorisation that cannot be completed (its state, or the verifier Discogs refused).
+ * 400: a body that cannot be parsed or read, a request the HTTP parser refuses, a Discogs
+ * authorisation that cannot be completed (its state, or the verifier Discogs refused), or a
+ * mailed token that is unknown, spent or expired.
  */
 export class BadRequestError extends AppError {
   constructor(
@@ -106,7 +126,9 @@ export class BadRequestError extends AppError {
       | typeof ErrorCode.malformedBody
       | typeof ErrorCode.malformedRequest
       | typeof ErrorCode.invalidOAuthState
-      | typeof ErrorCode.discogsVerifierRejected = ErrorCode.malformedBody,
+      | typeof ErrorCode.discogsVerifierRejected
+      | typeof ErrorCode.invalidResetToken
+      | typeof ErrorCode.invalidVerificationToken = ErrorCode.malformedBody,
   ) {
     super(400, code, detail);
   }
@@ -237,5 +259,30 @@ export class BadGatewayError extends AppError {
     code: typeof ErrorCode.discogsUnavailable = ErrorCode.discogsUnavailable,
   ) {
     super(502, code, detail);
+  }
+}
+
+/**
+ * A correct password that is not enough on its own: the account has a second factor. The
+ * `mfa_token` member lets the client finish the login at /api/v1/auth/mfa/verify.
+ */
+export class MfaRequiredError extends AppError {
+  constructor(mfaToken: string, expiresInSeconds: number) {
+    super(
+      403,
+      ErrorCode.mfaRequired,
+      'This account needs a second factor; send a code with the mfa_token to /api/v1/auth/mfa/verify.',
+      { extensions: { mfa_token: mfaToken, mfa_expires_in: expiresInSeconds } },
+    );
+  }
+}
+
+export class MailNotConfiguredError extends ServiceUnavailableError {
+  constructor() {
+    super(
+      'This service cannot send mail; ask its operator to configure SMTP_URL.',
+      ErrorCode.mailNotConfigured,
+      3600,
+    );
   }
 }

@@ -30,6 +30,8 @@ describe('register', () => {
       email,
       is_active: true,
       is_admin: false,
+      email_verified: false,
+      mfa_enabled: false,
       created_at: expect.any(String),
     });
     expect(res.headers['cache-control']).toBe('no-store');

@@ -9,6 +9,8 @@ export function toUser(u: UserRecord): Schemas['User'] {
     email: u.email,
     is_active: u.isActive,
     is_admin: u.isAdmin,
+    email_verified: u.emailVerifiedAt !== null,
+    mfa_enabled: u.mfaEnabled,
     created_at: new Date(u.createdAt).toISOString(),
   };
 }

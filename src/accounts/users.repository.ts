@@ -10,17 +10,27 @@ export interface UserRecord {
   isAdmin: boolean;
   /** Access tokens issued before this moment are refused (set by a password change or reset). */
   tokensValidAfter: Date | null;
+  emailVerifiedAt: Date | null;
+  /**
+   * A TOTP factor is active. Its secret and last accepted step are columns of the same row,
+   * read only by the factor's own repository (never loaded on the authenticated path).
+   */
+  mfaEnabled: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
 
 export type UserChangeableFields = Partial<
-  Pick<UserRecord, 'hashedPassword' | 'isActive' | 'isAdmin' | 'tokensValidAfter'>
+  Pick<
+    UserRecord,
+    'hashedPassword' | 'isActive' | 'isAdmin' | 'tokensValidAfter' | 'emailVerifiedAt'
+  >
 >;
 
 /** The columns of a UserRecord, in the record's names. */
 export const USER_COLUMNS = `CAST(id AS text) AS id, email, hashed_password AS "hashedPassword",
   is_active AS "isActive", is_admin AS "isAdmin", tokens_valid_after AS "tokensValidAfter",
+  email_verified_at AS "emailVerifiedAt", mfa_enabled AS "mfaEnabled",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 const CHANGEABLE: Record<keyof UserChangeableFields, string> = {
@@ -28,6 +38,7 @@ const CHANGEABLE: Record<keyof UserChangeableFields, string> = {
   isActive: 'is_active',
   isAdmin: 'is_admin',
   tokensValidAfter: 'tokens_valid_after',
+  emailVerifiedAt: 'email_verified_at',
 };
 
 /**

@@ -179,7 +179,8 @@ export function problemBody(err: AppError, requestId: string): Problem {
     request_id: requestId,
   };
   if (err.errors) body.errors = err.errors;
-  return body;
+  // Declared extension members (mfa_token) come first and can never replace a standard one.
+  return { ...err.extensions, ...body };
 }
 
 /** The OAuth2 token endpoint (the spec's `oauth2` flow `tokenUrl`; a test keeps them equal). */

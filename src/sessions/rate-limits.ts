@@ -11,7 +11,13 @@ import type { Config } from '../config';
 import { TooManyRequestsError } from '../errors';
 import type { Metrics } from '../metrics';
 
-export type LimiterName = 'login' | 'login_ip' | 'register';
+export type LimiterName =
+  | 'login'
+  | 'login_ip'
+  | 'register'
+  | 'reset_ip'
+  | 'reset_email'
+  | 'verify_resend';
 
 export interface RateLimitsOptions {
   config: Readonly<Config>;
@@ -37,6 +43,9 @@ export class RateLimits {
           login: this.limiter('login', rateLimit.loginPerMinute, 60),
           login_ip: this.limiter('login_ip', rateLimit.loginIpPerMinute, 60),
           register: this.limiter('register', rateLimit.registerPerHour, 60 * 60),
+          reset_ip: this.limiter('reset_ip', rateLimit.resetPerHour, 60 * 60),
+          reset_email: this.limiter('reset_email', rateLimit.resetPerHour, 60 * 60),
+          verify_resend: this.limiter('verify_resend', rateLimit.resetPerHour, 60 * 60),
         }
       : null;
   }
@@ -99,6 +108,20 @@ export class RateLimits {
     await this.consume('register', ip);
   }
 
+  /**
+   * Counts one password-reset request from this client and for this email. Both are counted
+   * whatever the email, so the limit behaves the same for accounts that do not exist.
+   */
+  async passwordReset(ip: string, email: string): Promise<void> {
+    await this.consume('reset_ip', ip);
+    await this.consume('reset_email', emailKey(email));
+  }
+
+  /** Counts one verification-mail resend for this account. */
+  async verificationResend(userId: string): Promise<void> {
+    await this.consume('verify_resend', userId);
+  }
+
   private async consume(name: LimiterName, key: string): Promise<void> {
     if (!this.limiters) return;
     try {
@@ -129,8 +152,11 @@ export class RateLimits {
 
 /** Emails are hashed so the counter keys hold no personal data. */
 function loginKey(ip: string, email: string): string {
-  const digest = createHash('sha256').update(email.trim().toLowerCase()).digest('base64url');
-  return `${ip}|${digest}`;
+  return `${ip}|${emailKey(email)}`;
+}
+
+function emailKey(email: string): string {
+  return createHash('sha256').update(email.trim().toLowerCase()).digest('base64url');
 }
 
 function describe(err: unknown): { name?: string; message?: string } {
