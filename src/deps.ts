@@ -4,6 +4,7 @@ import type { Config } from './config';
 import type { Database } from './db/database';
 import { loadSpec, type SpecDocument } from './http/spec';
 import { createLogger } from './logger';
+import type { OutboxOptions } from './mail/outbox';
 import { createMetrics, type Metrics } from './metrics';
 import { USER_STATE_CHANNEL, UserStateListener } from './sessions/user-state-listener';
 import type { EphemeralStore } from './state/ephemeral-store';
@@ -38,6 +39,10 @@ export interface DepsOptions {
   logger?: Logger;
   /** Prefix for Redis keys, so test files sharing one Redis do not see each other's state. */
   redisKeyPrefix?: string;
+  /** The clock TOTP codes are checked against (milliseconds); tests fix it. */
+  clock?: () => number;
+  /** Mail retry pacing; tests shorten it. */
+  mail?: OutboxOptions;
 }
 
 /** Keys, then the database, then the short-lived store, then the services over them. */
@@ -73,6 +78,8 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     redisKeyPrefix,
     store: state.store,
     userStateListener,
+    clock: opts.clock ?? Date.now,
+    mail: opts.mail ?? {},
   });
   if (userStateListener && services.userStateCache) {
     userStateListener.start(services.userStateCache);
@@ -92,8 +99,10 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     store: state.store,
     userStateListener,
     async close() {
-      // The reverse of the order above: the listener, the store, then the database.
+      // Queued mails first, while the database still answers; then the reverse of the order
+      // above: the listener, the store, then the database.
       const closers = [
+        () => services.outbox.close(5_000),
         () => userStateListener?.close(),
         () => state.close(),
         () => database.close(),

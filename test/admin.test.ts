@@ -315,6 +315,8 @@ describe('listing users', () => {
       email: `${tag}-a@example.com`,
       is_active: true,
       is_admin: false,
+      email_verified: false,
+      mfa_enabled: false,
       created_at: expect.any(String),
       updated_at: expect.any(String),
     });

@@ -13,6 +13,7 @@ import {
   startDiscogsStandIn,
   type DiscogsStandIn,
 } from './support/discogs-stand-in';
+import { TOTP, Secret } from 'otpauth';
 import { signedInUser, startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -72,9 +73,13 @@ describe('rotating the master key', () => {
   let tokenUserId: string;
   let tokenUserBearer: string;
 
+  let totpUser: { email: string; password: string; secret: string };
+  const totpCode = (secret: string, at: number) =>
+    TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: at });
+
   /** Another instance over the same database with its own key configuration. */
-  async function instance(env: Record<string, string>): Promise<TestApp> {
-    const app = await startTestApp({ ...discogsEnv(), ...env }, { database: first.dbName });
+  async function instance(env: Record<string, string>, clock?: () => number): Promise<TestApp> {
+    const app = await startTestApp({ ...discogsEnv(), ...env }, { database: first.dbName, clock });
     others.push(app);
     return app;
   }
@@ -140,6 +145,18 @@ describe('rotating the master key', () => {
     const [issued] = discogs.issuedAccessTokens();
     TOKEN = issued!.token;
     TOKEN_SECRET = issued!.secret;
+    // A TOTP factor set up through the API, so its secret is sealed under key A.
+    const owner = await signedInUser(first.app);
+    const setup = await request(first.app)
+      .post('/api/v1/auth/mfa/totp/setup')
+      .set('Authorization', `Bearer ${owner.token}`)
+      .expect(200);
+    await request(first.app)
+      .post('/api/v1/auth/mfa/totp/confirm')
+      .set('Authorization', `Bearer ${owner.token}`)
+      .send({ code: totpCode(setup.body.secret as string, Date.now()) })
+      .expect(200);
+    totpUser = { email: owner.email, password: owner.password, secret: setup.body.secret };
   });
 
   afterAll(async () => {
@@ -237,6 +254,7 @@ describe('rotating the master key', () => {
       keyId: keyId(keyB),
       appConfig: { reencrypted: 1, unchanged: 0 },
       oauthTokens: { reencrypted: 2, unchanged: 0 },
+      totpSecrets: { reencrypted: 1, unchanged: 0 },
     });
     expect((await storedSecret()).split(':')[1]).toBe(keyId(keyB));
     const tokens = await storedTokens();
@@ -258,9 +276,14 @@ describe('rotating the master key', () => {
       details: {
         app_config: { reencrypted: 1, unchanged: 0 },
         oauth_tokens: { reencrypted: 2, unchanged: 0 },
+        totp_secrets: { reencrypted: 1, unchanged: 0 },
       },
     });
-    for (const plain of [SECRET, TOKEN, TOKEN_SECRET]) {
+    const [totpRow] = await first.sql('SELECT totp_secret FROM users WHERE email = $1', [
+      totpUser.email,
+    ]);
+    expect((totpRow!.totp_secret as string).split(':')[1]).toBe(keyId(keyB));
+    for (const plain of [SECRET, TOKEN, TOKEN_SECRET, totpUser.secret]) {
       expect(audits[0]!.text).not.toContain(plain);
     }
   });
@@ -276,10 +299,26 @@ describe('rotating the master key', () => {
       keyId: keyId(keyB),
       appConfig: { reencrypted: 0, unchanged: 1 },
       oauthTokens: { reencrypted: 0, unchanged: 2 },
+      totpSecrets: { reencrypted: 0, unchanged: 1 },
     });
     expect(await storedSecret()).toBe(secret);
     expect(await storedTokens()).toEqual(tokens);
     expect(await rotationAudits()).toHaveLength(1);
+  });
+
+  test('when the app then runs with key B and no previous keys, then the re-encrypted TOTP secret still checks codes', async () => {
+    // Two steps past any code used so far, so no replay rule gets in the way.
+    const at = Date.now() + 60_000;
+    const b = await instance({ ENCRYPTION_MASTER_KEY: hex(keyB) }, () => at);
+    const step = await request(b.app)
+      .post('/api/v1/auth/token')
+      .send({ email: totpUser.email, password: totpUser.password })
+      .expect(403);
+    expect(step.body.code).toBe('mfa_required');
+    await request(b.app)
+      .post('/api/v1/auth/mfa/verify')
+      .send({ mfa_token: step.body.mfa_token, code: totpCode(totpUser.secret, at) })
+      .expect(200);
   });
 
   test('when the app then runs with key B and no previous keys, then it still reads everything', async () => {

@@ -2,6 +2,7 @@ import { assertEmail, normaliseEmail } from '../accounts/email';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import type { Database } from '../db/database';
+import type { MfaRepository } from '../mfa/mfa.repository';
 import { ConflictError, ErrorCode, NotFoundError, ValidationError } from '../errors';
 import type { AdminUsersRepository, UserListQuery } from './admin-users.repository';
 import type { Actor, AuditLogRepository } from './audit-log.repository';
@@ -9,6 +10,8 @@ import type { Actor, AuditLogRepository } from './audit-log.repository';
 export interface UserChanges {
   isActive?: boolean;
   isAdmin?: boolean;
+  /** Only removal: a factor is set up by its owner. */
+  mfaEnabled?: false;
 }
 
 export type CreateAdminOutcome = 'created' | 'promoted' | 'unchanged';
@@ -20,6 +23,9 @@ function diff(before: UserRecord, changes: UserChanges): Record<string, Change<b
   if (changes.isActive !== undefined)
     out.is_active = { from: before.isActive, to: changes.isActive };
   if (changes.isAdmin !== undefined) out.is_admin = { from: before.isAdmin, to: changes.isAdmin };
+  if (changes.mfaEnabled !== undefined) {
+    out.mfa_enabled = { from: before.mfaEnabled, to: changes.mfaEnabled };
+  }
   return out;
 }
 
@@ -30,6 +36,7 @@ export class AdminUsersService {
     private readonly adminUsers: AdminUsersRepository,
     private readonly passwords: PasswordHasher,
     private readonly audit: AuditLogRepository,
+    private readonly mfa: Pick<MfaRepository, 'remove'>,
   ) {}
 
   list(q: UserListQuery): Promise<{ items: UserRecord[]; total: number }> {
@@ -58,7 +65,13 @@ export class AdminUsersService {
           'This is the last active administrator; promote another user first.',
         );
       }
-      const after = await this.users.update(id, changes, transaction);
+      // A lost authenticator: the factor, its recovery codes and pending logins go.
+      if (changes.mfaEnabled === false) await this.mfa.remove(id, transaction);
+      const { mfaEnabled: _, ...flags } = changes;
+      const after =
+        Object.keys(flags).length > 0
+          ? await this.users.update(id, flags, transaction)
+          : await this.users.findById(id, transaction);
       if (!after) throw new NotFoundError('There is no user with this id.');
       await this.audit.record(
         actor,

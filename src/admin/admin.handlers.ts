@@ -68,6 +68,7 @@ export function adminHandlers(
       const changes: UserChanges = {};
       if (body.is_active !== undefined) changes.isActive = body.is_active;
       if (body.is_admin !== undefined) changes.isAdmin = body.is_admin;
+      if (body.mfa_enabled === false) changes.mfaEnabled = false;
       const user = await d.adminUsers.update(params.id, changes, actorOf(auth, ctx));
       return { status: 200, body: toAdminUser(user) };
     },

@@ -210,13 +210,14 @@ async function discogsShow(args: string[], io: CliIo): Promise<number> {
 async function reencryptSecrets(args: string[], io: CliIo): Promise<number> {
   parseOptions(args, []);
   return withDeps(io, async (deps) => {
-    const { keyId, appConfig, oauthTokens } = await deps.secretRotation.reencryptAll(CLI_ACTOR);
-    io.out(
-      `re-encrypted ${appConfig.reencrypted + oauthTokens.reencrypted} stored secret(s) under key id ${keyId}`,
-    );
+    const { keyId, appConfig, oauthTokens, totpSecrets } =
+      await deps.secretRotation.reencryptAll(CLI_ACTOR);
+    const total = appConfig.reencrypted + oauthTokens.reencrypted + totpSecrets.reencrypted;
+    io.out(`re-encrypted ${total} stored secret(s) under key id ${keyId}`);
     for (const [table, n] of [
       ['app_config', appConfig],
       ['oauth_tokens', oauthTokens],
+      ['users (totp)', totpSecrets],
     ] as const) {
       io.out(`  ${table.padEnd(13)} ${n.reencrypted} re-encrypted, ${n.unchanged} already current`);
     }

@@ -6,6 +6,11 @@ export interface SealedAppConfigValue {
   value: string;
 }
 
+export interface SealedTotpSecret {
+  userId: string;
+  secret: string;
+}
+
 export interface SealedOAuthTokenRow {
   id: string;
   userId: string;
@@ -55,6 +60,35 @@ export class SealedValuesRepository {
       `UPDATE oauth_tokens SET access_token = :accessToken, access_token_secret = :accessTokenSecret
         WHERE id = :id`,
       { type: QueryTypes.UPDATE, replacements: { id, ...values }, transaction },
+    );
+  }
+
+  /**
+   * TOTP secrets (active or pending), read without locking the user rows: those are locked
+   * only through UsersRepository. Each is rewritten with `replaceTotpSecret`, which only takes
+   * when the value is still the one read.
+   */
+  async listTotpSecrets(transaction: Tx): Promise<SealedTotpSecret[]> {
+    return this.sequelize.query<SealedTotpSecret>(
+      `SELECT CAST(id AS text) AS "userId", totp_secret AS secret
+         FROM users WHERE totp_secret IS NOT NULL ORDER BY id`,
+      { type: QueryTypes.SELECT, transaction },
+    );
+  }
+
+  /**
+   * Compare-and-set: a secret replaced meanwhile (a new setup, a removal) was written under the
+   * current key anyway, so losing that race leaves nothing to re-encrypt.
+   */
+  async replaceTotpSecret(
+    userId: string,
+    from: string,
+    to: string,
+    transaction: Tx,
+  ): Promise<void> {
+    await this.sequelize.query(
+      `UPDATE users SET totp_secret = :to WHERE id = :userId AND totp_secret = :from`,
+      { type: QueryTypes.UPDATE, replacements: { userId, from, to }, transaction },
     );
   }
 }

@@ -1,5 +1,5 @@
 import type { Database } from '../db/database';
-import { appConfigPurpose, oauthTokenPurpose } from '../crypto/purposes';
+import { appConfigPurpose, oauthTokenPurpose, totpSecretPurpose } from '../crypto/purposes';
 import { SecretBoxError, type SecretBox } from '../crypto/secret-box';
 import { StoredSecretUnreadableError } from '../errors';
 import type { Actor, AuditLogRepository } from './audit-log.repository';
@@ -24,6 +24,8 @@ export interface ReencryptResult {
   keyId: string;
   appConfig: ReencryptTally;
   oauthTokens: ReencryptTally;
+  /** TOTP secrets in `users.totp_secret`. */
+  totpSecrets: ReencryptTally;
 }
 
 /** Moves every stored secret onto the current ENCRYPTION_MASTER_KEY, so older keys can go. */
@@ -95,6 +97,19 @@ export class SecretRotationService {
         }
       }
 
+      const totpSecrets: ReencryptTally = { reencrypted: 0, unchanged: 0 };
+      for (const row of await this.sealed.listTotpSecrets(transaction)) {
+        const value = reseal(
+          totpSecrets,
+          row.secret,
+          totpSecretPurpose(row.userId),
+          `users ${row.userId} totp_secret`,
+        );
+        if (value !== row.secret) {
+          await this.sealed.replaceTotpSecret(row.userId, row.secret, value, transaction);
+        }
+      }
+
       if (failures.length > 0) {
         // Thrown inside the transaction: everything above is rolled back.
         const more = failures.length - LISTED_FAILURES;
@@ -107,19 +122,23 @@ export class SecretRotationService {
       }
 
       // Like the other admin actions, a run that changes nothing leaves no audit entry.
-      if (appConfig.reencrypted + oauthTokens.reencrypted > 0) {
+      if (appConfig.reencrypted + oauthTokens.reencrypted + totpSecrets.reencrypted > 0) {
         await this.audit.record(
           actor,
           {
             action: 'secrets.reencrypt',
             targetType: 'encryption_key',
             targetId: this.box.kid,
-            details: { app_config: { ...appConfig }, oauth_tokens: { ...oauthTokens } },
+            details: {
+              app_config: { ...appConfig },
+              oauth_tokens: { ...oauthTokens },
+              totp_secrets: { ...totpSecrets },
+            },
           },
           transaction,
         );
       }
-      return { keyId: this.box.kid, appConfig, oauthTokens };
+      return { keyId: this.box.kid, appConfig, oauthTokens, totpSecrets };
     });
   }
 }

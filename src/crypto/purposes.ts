@@ -25,3 +25,8 @@ export function oauthTokenPurpose(
 export function oauthStatePurpose(provider: string, userId: string, state: string): string {
   return `oauth_state:${provider}:${userId}:${state}`;
 }
+
+/** The TOTP secret of this user (`users.totp_secret`). */
+export function totpSecretPurpose(userId: string): string {
+  return `users:${userId}:totp_secret`;
+}

@@ -6,6 +6,7 @@ import { discogsHandlers } from '../discogs/discogs.handlers';
 import type { Deps } from '../deps';
 import { healthHandlers } from '../health/health.handlers';
 import { metricsHandlers } from '../health/metrics.handlers';
+import { mfaHandlers } from '../mfa/mfa.handlers';
 import { sessionHandlers } from '../sessions/sessions.handlers';
 import type { HandlerMap } from './contract';
 
@@ -15,8 +16,9 @@ export function createHandlers(deps: Deps): HandlerMap {
     ...healthHandlers(deps.health),
     ...metricsHandlers(deps.metrics),
     ...contractHandlers(deps.spec),
-    ...accountHandlers(deps.accounts, deps.rateLimits, deps.accountDeletion),
+    ...accountHandlers({ ...deps, deletion: deps.accountDeletion }),
     ...appTokenHandlers(deps.appTokens),
+    ...mfaHandlers(deps.mfa),
     ...sessionHandlers(deps.sessions),
     ...adminHandlers(deps),
     ...discogsHandlers(deps.discogs),

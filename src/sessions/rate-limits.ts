@@ -12,12 +12,7 @@ import { TooManyRequestsError } from '../errors';
 import type { Metrics } from '../metrics';
 
 export type LimiterName =
-  | 'login'
-  | 'login_ip'
-  | 'register'
-  | 'reset_ip'
-  | 'reset_email'
-  | 'verify_resend';
+  'login' | 'login_ip' | 'register' | 'reset_ip' | 'reset_email' | 'verify_resend';
 
 export interface RateLimitsOptions {
   config: Readonly<Config>;

@@ -4,7 +4,13 @@ import { normaliseEmail } from '../accounts/email';
 import { assertNewPassword, type PasswordHasher } from '../accounts/passwords';
 import type { UserRecord, UsersRepository } from '../accounts/users.repository';
 import type { Database, Tx } from '../db/database';
-import { ErrorCode, ForbiddenError, InvalidCredentialsError, UnauthorizedError } from '../errors';
+import {
+  ErrorCode,
+  ForbiddenError,
+  InvalidCredentialsError,
+  MfaRequiredError,
+  UnauthorizedError,
+} from '../errors';
 import type { AppTokensRepository } from '../app-tokens/app-tokens.repository';
 import type { Metrics } from '../metrics';
 import type { AccessTokens } from './access-tokens';
@@ -41,6 +47,10 @@ export interface SessionsServiceDeps {
   logger: Logger;
   refreshTokenExpireDays: number;
   refreshTokenReuseGraceSeconds: number;
+  /** REQUIRE_VERIFIED_EMAIL: a correct password of an unverified account is refused (403). */
+  requireVerifiedEmail: boolean;
+  /** Starts the second step of a login for an account with an active factor. */
+  mfaChallenges: { create(userId: string): Promise<{ token: string; expiresIn: number }> };
 }
 
 /** 256 random bits; only its SHA-256 is stored. */
@@ -89,8 +99,11 @@ export class SessionsService {
     try {
       pair = await this.checkPasswordAndStart(normalised, password, client);
     } catch (err) {
-      // No guess was judged (hashing at capacity, a dependency down): give the slot back.
-      if (!(err instanceof InvalidCredentialsError)) {
+      if (err instanceof MfaRequiredError || isEmailNotVerified(err)) {
+        // The password was right: the client's failures are cleared as after a login.
+        await this.d.rateLimits.loginSucceeded(ip, normalised);
+      } else if (!(err instanceof InvalidCredentialsError)) {
+        // No guess was judged (hashing at capacity, a dependency down): give the slot back.
         await this.d.rateLimits.cancelLogin(ip, normalised);
       }
       throw err;
@@ -117,6 +130,20 @@ export class SessionsService {
       this.d.metrics.logins.inc({ outcome: 'invalid_credentials' });
       throw new InvalidCredentialsError();
     }
+    // Only after the password is proven, so neither answer tells anything about an account.
+    if (this.d.requireVerifiedEmail && !user.emailVerifiedAt) {
+      this.d.metrics.logins.inc({ outcome: 'email_not_verified' });
+      throw new ForbiddenError(
+        'Verify your email address before logging in.',
+        ErrorCode.emailNotVerified,
+      );
+    }
+    if (user.mfaEnabled) {
+      const challenge = await this.d.mfaChallenges.create(user.id);
+      this.d.metrics.logins.inc({ outcome: 'mfa_required' });
+      await this.upgradeHash(user, password);
+      throw new MfaRequiredError(challenge.token, challenge.expiresIn);
+    }
     const pair = await this.d.db.transaction(async (t) => {
       // The password may have changed, or the account been deactivated, while bcrypt ran.
       const current = await this.lockUser(user.id, 'share', t);
@@ -129,6 +156,18 @@ export class SessionsService {
       throw new InvalidCredentialsError();
     }
     await this.upgradeHash(user, password, ip);
+    return pair;
+  }
+
+  /**
+   * Starts a session for a user whose credentials the caller has just checked inside `t` (the
+   * second step of a login). Null when the account is no longer active.
+   */
+  async startSessionIn(userId: string, t: Tx): Promise<TokenPair | null> {
+    const user = await this.lockUser(userId, 'share', t);
+    if (!user?.isActive) return null;
+    const { pair } = await this.issuePair(user, { familyId: randomUUID(), parentId: null }, t);
+    this.d.metrics.logins.inc({ outcome: 'success' });
     return pair;
   }
 
@@ -335,4 +374,8 @@ export class SessionsService {
   private lockUser(userId: string, mode: 'share' | 'update', t: Tx): Promise<UserRecord | null> {
     return this.d.users.lock(userId, mode, t);
   }
+}
+
+function isEmailNotVerified(err: unknown): boolean {
+  return err instanceof ForbiddenError && err.code === ErrorCode.emailNotVerified;
 }

@@ -1,7 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AccountDeletionService } from '../accounts/account-deletion.service';
+import { AccountTokensRepository } from '../accounts/account-tokens.repository';
 import { AccountsService } from '../accounts/accounts.service';
+import { EmailVerificationService } from '../accounts/email-verification.service';
+import { SecretTokens } from '../accounts/mailed-tokens';
+import { PasswordResetService } from '../accounts/password-reset.service';
 import { PasswordHasher } from '../accounts/passwords';
 import { UsersRepository } from '../accounts/users.repository';
 import { AdminUsersRepository } from '../admin/admin-users.repository';
@@ -20,7 +24,12 @@ import { DiscogsConnectionService } from '../discogs/discogs-connection.service'
 import { OAuthTokensRepository } from '../discogs/oauth-tokens.repository';
 import type { Database } from '../db/database';
 import { HealthService, type Lifecycle } from '../health/health.service';
+import { logTransport, smtpTransport, type MailTransport } from '../mail/mail-transport';
+import { MailOutbox, type OutboxOptions } from '../mail/outbox';
 import type { Metrics } from '../metrics';
+import { MfaChallenges } from '../mfa/mfa-challenges';
+import { MfaRepository } from '../mfa/mfa.repository';
+import { MfaService } from '../mfa/mfa.service';
 import { AccessTokens } from '../sessions/access-tokens';
 import { Authenticator } from '../sessions/authenticator';
 import { RateLimits } from '../sessions/rate-limits';
@@ -44,6 +53,9 @@ export interface ServiceInputs {
   store: EphemeralStore;
   /** Set when the database can notify this process of user changes (not the embedded one). */
   userStateListener: UserStateListener | null;
+  /** The clock TOTP codes are checked against. */
+  clock: () => number;
+  mail: OutboxOptions;
 }
 
 export interface Services {
@@ -70,6 +82,31 @@ export interface Services {
   secretRotation: SecretRotationService;
   /** Users' Discogs account connections (OAuth 1.0a). */
   discogs: DiscogsConnectionService;
+  /** Mints mailed tokens and mfa_tokens (one place, so tests can count the work). */
+  secretTokens: SecretTokens;
+  /** The in-process mail queue; closed first at shutdown. */
+  outbox: MailOutbox;
+  passwordReset: PasswordResetService;
+  emailVerification: EmailVerificationService;
+  mfa: MfaService;
+}
+
+/**
+ * SMTP when SMTP_URL is set; otherwise the log transport outside production, and no mail at
+ * all in production (mail-dependent operations answer 503 mail_not_configured).
+ */
+function mailTransport(config: Readonly<Config>, logger: Logger): MailTransport | null {
+  if (config.mail.smtpUrl) return smtpTransport(config.mail.smtpUrl, config.mail.from);
+  if (config.production) {
+    logger.warn(
+      'SMTP_URL is not set: no mail can be sent; password reset and verification resends answer 503, registration skips its verification mail',
+    );
+    return null;
+  }
+  logger.warn(
+    'SMTP_URL is not set: mails are written to the log in full, tokens included (development only)',
+  );
+  return logTransport(logger, config.mail.from);
 }
 
 /** Repositories and services over an open database and store; nothing here opens a connection. */
@@ -100,6 +137,20 @@ export function createServices(i: ServiceInputs): Services {
   const auditLog = new AuditLogRepository(sql);
   const appTokensRepository = new AppTokensRepository(sql);
   const appTokens = new AppTokensService(db, users, appTokensRepository, metrics);
+  const secretTokens = new SecretTokens();
+  const mfaRepo = new MfaRepository(sql);
+  const outbox = new MailOutbox(mailTransport(config, logger), logger, metrics, i.mail);
+  const accountTokens = new AccountTokensRepository(sql);
+  const emailVerification = new EmailVerificationService({
+    db,
+    users,
+    accountTokens,
+    secretTokens,
+    outbox,
+    rateLimits,
+    publicBaseUrl: config.mail.publicBaseUrl,
+    ttlHours: config.emailVerifyTtlHours,
+  });
   const sessions = new SessionsService({
     db,
     users,
@@ -113,6 +164,8 @@ export function createServices(i: ServiceInputs): Services {
     logger,
     refreshTokenExpireDays: config.refreshTokenExpireDays,
     refreshTokenReuseGraceSeconds: config.refreshTokenReuseGraceSeconds,
+    requireVerifiedEmail: config.requireVerifiedEmail,
+    mfaChallenges: new MfaChallenges(mfaRepo, secretTokens, metrics),
   });
 
   const discogsConfig = new DiscogsConfigService(
@@ -149,7 +202,7 @@ export function createServices(i: ServiceInputs): Services {
     userStateCache,
     rateLimits,
     authenticator: new Authenticator(accessTokens, sessionState, metrics, appTokens),
-    accounts: new AccountsService(users, passwords, metrics),
+    accounts: new AccountsService(users, passwords, metrics, emailVerification),
     accountDeletion: new AccountDeletionService(
       db,
       users,
@@ -170,6 +223,7 @@ export function createServices(i: ServiceInputs): Services {
       new AdminUsersRepository(sql),
       passwords,
       auditLog,
+      mfaRepo,
     ),
     secretRotation: new SecretRotationService(
       db,
@@ -178,5 +232,31 @@ export function createServices(i: ServiceInputs): Services {
       secretBox,
     ),
     discogs,
+    secretTokens,
+    outbox,
+    passwordReset: new PasswordResetService({
+      db,
+      users,
+      accountTokens,
+      secretTokens,
+      passwords,
+      sessions,
+      outbox,
+      rateLimits,
+      publicBaseUrl: config.mail.publicBaseUrl,
+      ttlMinutes: config.passwordResetTtlMinutes,
+    }),
+    emailVerification,
+    mfa: new MfaService({
+      db,
+      users,
+      repo: mfaRepo,
+      box: secretBox,
+      passwords,
+      rateLimits,
+      sessions,
+      metrics,
+      now: i.clock,
+    }),
   };
 }
