@@ -353,6 +353,22 @@ describe('logging in with a second factor', () => {
     expect(res.body.code).toBe('invalid_mfa_token');
   });
 
+  test('when the password is rehashed at a raised BCRYPT_COST during the password step, then the mfa_token it gives still works', async () => {
+    const user = await enrolled();
+    const raised = await startTestApp(
+      { ...env(), BCRYPT_COST: '5' },
+      { database: t.dbName, clock },
+    );
+    try {
+      const mfaToken = await passwordStep(raised.app, user.email);
+      const [row] = await t.sql('SELECT hashed_password FROM users WHERE id = $1', [user.userId]);
+      expect(row!.hashed_password).toMatch(/^\$2[aby]\$05\$/);
+      await verify(raised.app, { mfa_token: mfaToken, code: codeFor(user.secret) }).expect(200);
+    } finally {
+      await raised.close();
+    }
+  });
+
   test('when the password is reset, then the factor stays: the new password still needs a code', async () => {
     const user = await enrolled();
     await request(t.app)

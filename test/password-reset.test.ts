@@ -211,6 +211,7 @@ describe('confirming a reset', () => {
   test.each([
     ['too short', 'short'],
     ['over 72 bytes', 'é'.repeat(37)],
+    ['with a NUL character', 'correct\u0000horse-battery'],
   ])(
     'when the new password is %s, then 422 and the token is not spent',
     async (_what, password) => {

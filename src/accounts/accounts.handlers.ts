@@ -48,8 +48,8 @@ export function accountHandlers(
       await d.passwordReset.request(body.email, ctx.ip);
       return { status: 202 };
     },
-    async confirmPasswordReset({ body }) {
-      await d.passwordReset.confirm(body.token, body.new_password);
+    async confirmPasswordReset({ body, ctx }) {
+      await d.passwordReset.confirm(body.token, body.new_password, ctx.ip);
       return { status: 204 };
     },
     async verifyEmail({ body }) {

@@ -72,13 +72,13 @@ export class PasswordResetService {
    * password is refused before the token is looked at, so it is not spent. Receiving the mail
    * proves the address too, so an unverified email becomes verified.
    */
-  async confirm(token: string, newPassword: string): Promise<void> {
+  async confirm(token: string, newPassword: string, ip: string): Promise<void> {
     assertNewPassword(newPassword, '/body/new_password');
     const hash = hashToken(token);
     // Refuse unknown tokens before the slow hash below.
     const owner = await this.d.accountTokens.peek('password_reset', hash);
     if (!owner) throw invalidToken();
-    const hashedPassword = await this.d.passwords.hash(newPassword);
+    const hashedPassword = await this.d.passwords.hash(newPassword, ip);
     await this.d.db.transaction(async (t) => {
       // Takes the user's row lock first, as the sessions' locking protocol wants.
       await this.d.sessions.endAllSessions(owner, t);

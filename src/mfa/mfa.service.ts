@@ -116,7 +116,7 @@ export class MfaService {
     const { user } = auth;
     if (!user.mfaEnabled) throw notEnabled();
     await this.guessGuarded(ip, user.email, async () => {
-      if (!(await this.d.passwords.verify(password, user.hashedPassword))) {
+      if (!(await this.d.passwords.verify(password, user.hashedPassword, ip))) {
         throw new ForbiddenError(
           'The current password is incorrect.',
           ErrorCode.invalidCurrentPassword,
@@ -158,7 +158,8 @@ export class MfaService {
     const user = await this.d.users.lock(found.userId, 'update', t);
     const challenge = await this.d.repo.lockChallenge(found.id, t);
     if (!challenge || !live(challenge)) return { kind: 'invalid_token' };
-    // Deactivated, factor removed, or every session ended (password reset) since the password step.
+    // Deactivated, factor removed, or every session ended since the password step (a password
+    // change or a deactivation also deletes pending challenges, in a trigger).
     if (
       !user?.isActive ||
       !user.mfaEnabled ||

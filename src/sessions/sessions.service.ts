@@ -139,9 +139,10 @@ export class SessionsService {
       );
     }
     if (user.mfaEnabled) {
+      // Before the challenge: a new hash ends pending challenges (a trigger), this one included.
+      await this.upgradeHash(user, password, ip);
       const challenge = await this.d.mfaChallenges.create(user.id);
       this.d.metrics.logins.inc({ outcome: 'mfa_required' });
-      await this.upgradeHash(user, password);
       throw new MfaRequiredError(challenge.token, challenge.expiresIn);
     }
     const pair = await this.d.db.transaction(async (t) => {
@@ -166,7 +167,8 @@ export class SessionsService {
   async startSessionIn(userId: string, t: Tx): Promise<TokenPair | null> {
     const user = await this.lockUser(userId, 'share', t);
     if (!user?.isActive) return null;
-    const { pair } = await this.issuePair(user, { familyId: randomUUID(), parentId: null }, t);
+    const sessionId = await this.d.sessions.create(user.id, new Date(), t);
+    const { pair } = await this.issuePair(user, { familyId: sessionId, parentId: null }, t);
     this.d.metrics.logins.inc({ outcome: 'success' });
     return pair;
   }
