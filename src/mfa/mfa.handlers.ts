@@ -17,9 +17,14 @@ export function mfaHandlers(
       await mfa.disable(requireAuth(auth), body.password, body.code, ctx.ip);
       return { status: 204 };
     },
-    async verifyMfa({ body }) {
+    async verifyMfa({ body, ctx }) {
       const factor = 'code' in body ? { code: body.code } : { recoveryCode: body.recovery_code };
-      return { status: 200, body: toTokenResponse(await mfa.verify(body.mfa_token, factor)) };
+      return {
+        status: 200,
+        body: toTokenResponse(
+          await mfa.verify(body.mfa_token, factor, { ip: ctx.ip, userAgent: ctx.userAgent }),
+        ),
+      };
     },
   };
 }

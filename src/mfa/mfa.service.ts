@@ -16,6 +16,7 @@ import {
 import type { Metrics } from '../metrics';
 import type { AuthContext } from '../sessions/authenticator';
 import type { RateLimits } from '../sessions/rate-limits';
+import type { SessionClient } from '../sessions/sessions.repository';
 import type { SessionsService, TokenPair } from '../sessions/sessions.service';
 import { hashMfaToken, MFA_MAX_FAILED_ATTEMPTS } from './mfa-challenges';
 import type { MfaChallengeRecord, MfaRepository, TotpFactor } from './mfa.repository';
@@ -135,11 +136,11 @@ export class MfaService {
   }
 
   /** The second step of a login: the mfa_token and a TOTP code or a recovery code. */
-  async verify(mfaToken: string, factor: SecondFactor): Promise<TokenPair> {
+  async verify(mfaToken: string, factor: SecondFactor, client: SessionClient): Promise<TokenPair> {
     const found = await this.d.repo.findChallenge(hashMfaToken(mfaToken));
     const result: VerifyOutcome =
       found && live(found)
-        ? await this.d.db.transaction((t) => this.verifyIn(found, factor, t))
+        ? await this.d.db.transaction((t) => this.verifyIn(found, factor, client, t))
         : { kind: 'invalid_token' };
     this.d.metrics.mfaChallenges.inc({
       outcome: result.kind === 'invalid_token' ? 'invalid_token' : result.outcome,
@@ -152,6 +153,7 @@ export class MfaService {
   private async verifyIn(
     found: MfaChallengeRecord,
     factor: SecondFactor,
+    client: SessionClient,
     t: Tx,
   ): Promise<VerifyOutcome> {
     // The user's row first, then the challenge: the order every session change locks in.
@@ -196,7 +198,7 @@ export class MfaService {
       return { kind: 'wrong', outcome: 'exhausted' };
     }
     await this.d.repo.deleteChallenge(challenge.id, t);
-    const pair = await this.d.sessions.startSessionIn(user.id, t);
+    const pair = await this.d.sessions.startSessionIn(user.id, client, t);
     return pair ? { kind: 'ok', pair, outcome } : { kind: 'invalid_token' };
   }
 

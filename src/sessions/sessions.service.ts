@@ -164,10 +164,10 @@ export class SessionsService {
    * Starts a session for a user whose credentials the caller has just checked inside `t` (the
    * second step of a login). Null when the account is no longer active.
    */
-  async startSessionIn(userId: string, t: Tx): Promise<TokenPair | null> {
+  async startSessionIn(userId: string, client: SessionClient, t: Tx): Promise<TokenPair | null> {
     const user = await this.lockUser(userId, 'share', t);
     if (!user?.isActive) return null;
-    const sessionId = await this.d.sessions.create(user.id, new Date(), t);
+    const sessionId = await this.d.sessions.create(user.id, new Date(), client, t);
     const { pair } = await this.issuePair(user, { familyId: sessionId, parentId: null }, t);
     this.d.metrics.logins.inc({ outcome: 'success' });
     return pair;
