@@ -1879,25 +1879,6 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The code is wrong or was already used (`invalid_mfa_code`). Nothing was changed. */
-        WrongMfaCode: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                /**
-                 * @example {
-                 *       "type": "https://docs.example.com/problems/invalid_mfa_code",
-                 *       "title": "Forbidden",
-                 *       "status": 403,
-                 *       "detail": "The code is wrong or was already used.",
-                 *       "code": "invalid_mfa_code",
-                 *       "request_id": "7d0c3c58-2a3e-4bb0-9a56-3e8d1b1d7a11"
-                 *     }
-                 */
-                "application/problem+json": components["schemas"]["Problem"];
-            };
-        };
         /**
          * @description The caller is authenticated but is not an administrator (`forbidden`), or used an app
          *     token, which admin operations never accept, not even an administrator's
@@ -2976,6 +2957,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
             /** @description The email is already verified. */
             409: {
                 headers: {
@@ -3026,6 +3008,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AppTokenNotAllowed"];
             409: components["responses"]["MfaStateConflict"];
             503: components["responses"]["ServiceUnavailable"];
             "4XX": components["responses"]["ClientError"];
@@ -3077,7 +3060,15 @@ export interface operations {
             };
             400: components["responses"]["MalformedBody"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["WrongMfaCode"];
+            /** @description The code is wrong or was already used (`invalid_mfa_code`; nothing was changed), or the call was made with an app token (`app_token_not_allowed`). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             409: components["responses"]["MfaStateConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3115,7 +3106,7 @@ export interface operations {
             };
             400: components["responses"]["MalformedBody"];
             401: components["responses"]["Unauthorized"];
-            /** @description The password (`invalid_current_password`) or the code (`invalid_mfa_code`) is wrong. Nothing was changed. */
+            /** @description The password (`invalid_current_password`) or the code (`invalid_mfa_code`) is wrong, and nothing was changed; or the call was made with an app token (`app_token_not_allowed`). */
             403: {
                 headers: {
                     [name: string]: unknown;
