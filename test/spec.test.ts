@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode } from '../src/errors';
 import { EMAIL, EMAIL_MAX_LENGTH } from '../src/accounts/email';
@@ -152,4 +153,25 @@ test('when an operation needs a bearer token but does not accept app tokens, the
     }
   }
   expect(missing).toEqual([]);
+});
+
+test('when the spec is loaded again (from the parsed copy kept under its hash), then it is the YAML exactly', async () => {
+  const { parse } = await import('yaml');
+  const text = fs.readFileSync(path.join(__dirname, '..', 'openapi', 'openapi.yaml'), 'utf8');
+  const again = loadSpec();
+  expect(again.document).toEqual(parse(text));
+  expect(again.yaml).toBe(text);
+});
+
+test('when the spec text changes, then it is parsed afresh, never taken from an older copy', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spec-'));
+  const file = path.join(dir, 'openapi.yaml');
+  try {
+    fs.writeFileSync(file, 'openapi: 3.1.0\ninfo: { title: a, version: "1" }\npaths: {}\n');
+    expect((loadSpec(file).document.info as { title: string }).title).toBe('a');
+    fs.writeFileSync(file, 'openapi: 3.1.0\ninfo: { title: b, version: "1" }\npaths: {}\n');
+    expect((loadSpec(file).document.info as { title: string }).title).toBe('b');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

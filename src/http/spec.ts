@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import YAML from 'yaml';
-import { SPEC_FILE } from '../paths';
+import path from 'node:path';
+import { PROJECT_ROOT, SPEC_FILE } from '../paths';
 
 export type Port = 'api' | 'health';
 
@@ -16,9 +17,43 @@ export interface SpecDocument {
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
+const PARSED_CACHE_DIR = path.join(PROJECT_ROOT, 'dist', '.spec-cache');
+
+/**
+ * The spec as data. Parsing the YAML took about half a second of every start-up (its JSON
+ * form parses in a millisecond), so the parsed form is kept beside the compiled code under the
+ * SHA-256 of the YAML text: an edited spec has another name and is parsed afresh, and a tree
+ * where dist/ cannot be written (a read-only image) just parses every time.
+ */
+function parse(yaml: string): Record<string, unknown> {
+  const cached = path.join(
+    PARSED_CACHE_DIR,
+    `${createHash('sha256').update(yaml).digest('hex')}.json`,
+  );
+  try {
+    return JSON.parse(fs.readFileSync(cached, 'utf8')) as Record<string, unknown>;
+  } catch {
+    // not cached yet (or unreadable): parse below
+  }
+  // Loaded only on a cache miss: requiring the parser is part of the cost.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const YAML = require('yaml') as typeof import('yaml');
+  const document = YAML.parse(yaml) as Record<string, unknown>;
+  try {
+    fs.mkdirSync(PARSED_CACHE_DIR, { recursive: true });
+    // Written whole then renamed, so a concurrent start never reads half a file.
+    const tmp = `${cached}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(document));
+    fs.renameSync(tmp, cached);
+  } catch {
+    // read-only tree: parse every time
+  }
+  return document;
+}
+
 export function loadSpec(file = SPEC_FILE): SpecDocument {
   const yaml = fs.readFileSync(file, 'utf8');
-  const document = YAML.parse(yaml) as Record<string, unknown>;
+  const document = parse(yaml);
   const paths = document.paths as Record<string, Record<string, unknown>>;
   const operations = Object.entries(paths).flatMap(([p, item]) =>
     METHODS.filter((m) => item[m]).map((m) => ({
