@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Express } from 'express';
+import { Client } from 'pg';
 import request from 'supertest';
 import { signedInUser, startTestApp, type TestApp } from './support/test-app';
 
@@ -124,10 +125,17 @@ describe('user-state cache across replicas', () => {
 
   it('when the listening connection is cut, then every check reads the database until it is back', async () => {
     const u = await cachedOnBoth();
-    await t.sql(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-       WHERE datname = current_database() AND application_name = 'auth-service-listener'`,
-    );
+    // A plain client: t.sql would wait for the listeners, which reconnect while it waits.
+    const pg = new Client({ connectionString: t.dbUrl });
+    await pg.connect();
+    try {
+      await pg.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'auth-service-listener'`,
+      );
+    } finally {
+      await pg.end();
+    }
     // While it is down (or not yet proven again), nothing is served from memory.
     const deadline = Date.now() + 1_000;
     while (t.deps.userStateListener!.healthy && Date.now() < deadline) {

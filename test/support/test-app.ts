@@ -39,6 +39,9 @@ export interface TestApp {
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long!!';
 
+/** The deps of every app this test file has started and not yet closed. */
+const liveDeps = new Set<Deps>();
+
 /** Fresh database cloned from the migrated template, own Redis key prefix, captured logs. */
 export async function startTestApp(
   env: Record<string, string> = {},
@@ -85,6 +88,7 @@ export async function startTestApp(
   });
   const pg = new Client({ connectionString: dbUrl });
   await pg.connect();
+  liveDeps.add(deps);
   const app = createApp(deps);
   let server: http.Server | undefined;
   let listening: Promise<string> | undefined;
@@ -105,6 +109,11 @@ export async function startTestApp(
     logs,
     async sql(text, params) {
       const r = await pg.query(text, params as unknown[]);
+      // An operator's SQL reaches each replica's user-state cache by NOTIFY, within
+      // milliseconds (the contract allows a second; test/user-state-cache.test.ts holds it to
+      // that). Arranging a test by SQL waits until every app of this file has seen the change,
+      // so the next request's answer does not depend on how busy the machine is.
+      await Promise.all([...liveDeps].map((d) => d.userStateListener?.sync()));
       return r.rows as Record<string, unknown>[];
     },
     async api(token) {
@@ -119,6 +128,7 @@ export async function startTestApp(
         await new Promise((resolve) => server!.close(resolve));
       }
       await pg.end();
+      liveDeps.delete(deps);
       await deps.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
       if (owned) {
