@@ -117,6 +117,7 @@ async function main(): Promise<number> {
     const inputs = {
       email: `member-${suffix}@example.com`,
       memberEmail: `managed-${suffix}@example.com`,
+      selfServiceEmail: `self-${suffix}@example.com`,
       password: 'correct-horse-battery',
       adminEmail,
       adminPassword,

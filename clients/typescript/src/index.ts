@@ -23,6 +23,11 @@ export interface AuthClientOptions {
   /** The service's API origin, e.g. `https://auth.example.com`. */
   baseUrl: string;
   tokens?: TokenStore;
+  /**
+   * An app token (`ast_...`) for scripts: sent instead of a stored access token, never
+   * refreshed. Only operations that accept app tokens (such as `me`) take it.
+   */
+  appToken?: string;
   fetch?: typeof globalThis.fetch;
 }
 
@@ -89,8 +94,13 @@ export function createAuthClient(opts: AuthClientOptions) {
 
   const auth: Middleware = {
     onRequest({ request, schemaPath, id }) {
+      if (schemaPath === TOKEN_PATH) return undefined;
+      if (opts.appToken) {
+        request.headers.set('Authorization', `Bearer ${opts.appToken}`);
+        return request;
+      }
       const tokens = store.get();
-      if (!tokens || schemaPath === TOKEN_PATH) return undefined;
+      if (!tokens) return undefined;
       request.headers.set('Authorization', `Bearer ${tokens.access_token}`);
       retries.set(id, request.clone());
       return request;
@@ -143,6 +153,36 @@ export function createAuthClient(opts: AuthClientOptions) {
           body: { current_password: currentPassword, new_password: newPassword },
         }),
       ).then(() => undefined),
+    /** Deletes the caller's account and everything that belongs to it; `code` when TOTP is on. */
+    async deleteAccount(password: string, code?: string): Promise<void> {
+      await unwrap(
+        api.DELETE('/api/v1/auth/me', { body: code ? { password, code } : { password } }),
+      );
+      store.set(undefined);
+    },
+    /** The caller's sessions (one per login), newest first; `current` marks this one. */
+    sessions: {
+      list: () => unwrap(api.GET('/api/v1/auth/sessions')).then((r) => r.sessions),
+      end: (id: string) =>
+        unwrap(api.DELETE('/api/v1/auth/sessions/{id}', { params: { path: { id } } })).then(
+          () => undefined,
+        ),
+      endOthers: () => unwrap(api.DELETE('/api/v1/auth/sessions')).then(() => undefined),
+    },
+    /** Long-lived tokens for scripts; `create` shows the token once. */
+    appTokens: {
+      create: (name: string, expiresInDays?: number) =>
+        unwrap(
+          api.POST('/api/v1/auth/app-tokens', {
+            body: expiresInDays === undefined ? { name } : { name, expires_in_days: expiresInDays },
+          }),
+        ),
+      list: () => unwrap(api.GET('/api/v1/auth/app-tokens')).then((r) => r.app_tokens),
+      delete: (id: string) =>
+        unwrap(api.DELETE('/api/v1/auth/app-tokens/{id}', { params: { path: { id } } })).then(
+          () => undefined,
+        ),
+    },
     /** The caller's Discogs account connection (OAuth 1.0a, run by the service). */
     discogs: {
       /** Starts a connection: send the user to `authorize_url`, keep `state` for `verify`. */
