@@ -2168,7 +2168,7 @@ export interface operations {
                      *       "openapi": "3.1.0",
                      *       "info": {
                      *         "title": "Auth service",
-                     *         "version": "1.0.0"
+                     *         "version": "1.1.0"
                      *       }
                      *     }
                      */

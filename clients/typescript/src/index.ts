@@ -12,6 +12,8 @@ export type Schemas = components['schemas'];
 export type User = Schemas['User'];
 export type TokenResponse = Schemas['TokenResponse'];
 export type Problem = Schemas['Problem'] & Partial<Schemas['OAuth2Error']>;
+/** The second step of a login with a TOTP factor: a current code or an unused recovery code. */
+export type SecondFactor = { code: string } | { recovery_code: string };
 
 /** Where the tokens live between calls; in memory unless you pass your own (e.g. secure storage). */
 export interface TokenStore {
@@ -136,6 +138,17 @@ export function createAuthClient(opts: AuthClientOptions) {
       store.set(tokens);
       return tokens;
     },
+    /**
+     * Finishes a login that `login` refused with `code: mfa_required`: pass the problem's
+     * `mfa_token` and a TOTP code or a recovery code; keeps the token pair in the store.
+     */
+    async verifyMfa(mfaToken: string, factor: SecondFactor): Promise<TokenResponse> {
+      const tokens = await unwrap(
+        api.POST('/api/v1/auth/mfa/verify', { body: { mfa_token: mfaToken, ...factor } }),
+      );
+      store.set(tokens);
+      return tokens;
+    },
     refresh,
     me: (): Promise<User> => unwrap(api.GET('/api/v1/auth/me')),
     async logout(): Promise<void> {
@@ -153,6 +166,36 @@ export function createAuthClient(opts: AuthClientOptions) {
           body: { current_password: currentPassword, new_password: newPassword },
         }),
       ).then(() => undefined),
+    /** Mails a reset token if the account exists; answers the same either way. */
+    requestPasswordReset: (email: string): Promise<void> =>
+      unwrap(api.POST('/api/v1/auth/password-reset/request', { body: { email } })).then(
+        () => undefined,
+      ),
+    /** Sets a new password with the mailed token; every session of the account ends. */
+    confirmPasswordReset: (token: string, newPassword: string): Promise<void> =>
+      unwrap(
+        api.POST('/api/v1/auth/password-reset/confirm', {
+          body: { token, new_password: newPassword },
+        }),
+      ).then(() => undefined),
+    verifyEmail: (token: string): Promise<void> =>
+      unwrap(api.POST('/api/v1/auth/email/verify', { body: { token } })).then(() => undefined),
+    resendVerificationEmail: (): Promise<void> =>
+      unwrap(api.POST('/api/v1/auth/email/verify/resend')).then(() => undefined),
+    /** A TOTP second factor (RFC 6238) for the caller's account. */
+    totp: {
+      /** A new secret and its otpauth:// URI for an authenticator app; not active yet. */
+      setup: () => unwrap(api.POST('/api/v1/auth/mfa/totp/setup')),
+      /** Activates the factor with a current code; returns the recovery codes, shown once. */
+      confirm: (code: string) =>
+        unwrap(api.POST('/api/v1/auth/mfa/totp/confirm', { body: { code } })).then(
+          (r) => r.recovery_codes,
+        ),
+      disable: (password: string, code: string) =>
+        unwrap(api.POST('/api/v1/auth/mfa/totp/disable', { body: { password, code } })).then(
+          () => undefined,
+        ),
+    },
     /** Deletes the caller's account and everything that belongs to it; `code` when TOTP is on. */
     async deleteAccount(password: string, code?: string): Promise<void> {
       await unwrap(
