@@ -89,7 +89,11 @@ describe('asking for a reset', () => {
     t.deps.db.sequelize.addHook('afterQuery', 'count-request-queries', (_options, query) => {
       // The statement's shape: literals (a probe's id) differ from call to call.
       const sql = (query as unknown as { sql: string }).sql;
-      if (currentRequestId()) queries.push(sql.replace(/'[^']*'/g, "'…'"));
+      // The replica cache's probe is sent only while its listener is trusted, which depends on
+      // timing, not on the email: it is not part of the work compared here.
+      if (currentRequestId() && !sql.includes('pg_notify')) {
+        queries.push(sql.replace(/'[^']*'/g, "'…'"));
+      }
     });
     const mint = jest.spyOn(t.deps.secretTokens, 'mint');
     const work: Record<string, { queries: string[]; mints: number }> = {};
@@ -112,7 +116,7 @@ describe('asking for a reset', () => {
       mint.mockRestore();
     }
     // The request path mints exactly one token and runs the same statements whatever the email;
-    // none of them reads an account or a token (the only one is the replica cache's probe).
+    // none of them reads an account or a token.
     expect(work.unknown!.mints).toBe(1);
     expect(work.inactive).toEqual(work.unknown);
     expect(work.existing).toEqual(work.unknown);
