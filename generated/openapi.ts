@@ -285,8 +285,11 @@ export interface paths {
          *     tokens, app tokens, the Discogs connection and every other row keyed to the account.
          *     Every token of the account is refused at once, on every replica, and the email may be
          *     registered again. The password is required; a wrong one is 403
-         *     `code: invalid_current_password` and changes nothing, and wrong guesses count against
-         *     the same per-address-and-email limit as failed logins (429). The last active
+         *     `code: invalid_current_password` and changes nothing. When the account has an active
+         *     TOTP factor, a current `code` is required too: a missing, wrong or already used one is
+         *     403 `code: invalid_mfa_code` and changes nothing, as at `mfa/totp/disable`. Wrong
+         *     guesses count against the same per-address-and-email limit as failed logins (429).
+         *     The last active
          *     administrator cannot delete the account (409 `code: last_admin`; promote another
          *     account first), also when two such deletions race. Needs an access token: an app token
          *     is refused (403 `code: app_token_not_allowed`).
@@ -1237,9 +1240,17 @@ export interface components {
          * @example 3f0c9a1e-8d2b-4c5e-9f70-1a2b3c4d5e6f
          */
         Uuid: string;
-        /** @description The account's password, to confirm its deletion. */
+        /**
+         * @description The account's password, to confirm its deletion, and a current TOTP code when the
+         *     account has an active second factor.
+         */
         DeleteAccountRequest: {
             password: components["schemas"]["Password"];
+            /**
+             * @description A current code from the authenticator app. Required when a TOTP factor is active
+             *     (without it the deletion is 403 `code: invalid_mfa_code`); ignored otherwise.
+             */
+            code?: components["schemas"]["TotpCode"];
         };
         /** @description What to call a new app token and, optionally, when it expires. */
         CreateAppTokenRequest: {
@@ -2412,11 +2423,6 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "password": "correct-horse-battery"
-                 *     }
-                 */
                 "application/json": components["schemas"]["DeleteAccountRequest"];
             };
         };
@@ -2431,8 +2437,9 @@ export interface operations {
             400: components["responses"]["MalformedBody"];
             401: components["responses"]["Unauthorized"];
             /**
-             * @description The password is incorrect (`invalid_current_password`; nothing was changed), or the
-             *     call was made with an app token (`app_token_not_allowed`).
+             * @description The password is incorrect (`invalid_current_password`), or a TOTP factor is active
+             *     and the code is missing, wrong or already used (`invalid_mfa_code`); nothing was
+             *     changed. Or the call was made with an app token (`app_token_not_allowed`).
              */
             403: {
                 headers: {

@@ -52,7 +52,7 @@ export function createMetrics() {
     }),
     accountDeletions: new Counter({
       name: 'auth_account_deletions_total',
-      help: 'Account deletion attempts by outcome (deleted, invalid_password, last_admin).',
+      help: 'Account deletion attempts by outcome (deleted, invalid_password, invalid_mfa_code, last_admin).',
       labelNames: ['outcome'] as const,
       registers,
     }),

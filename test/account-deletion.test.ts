@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Express } from 'express';
+import { Secret, TOTP } from 'otpauth';
 import request from 'supertest';
 import {
   GOOD_PASSWORD,
@@ -21,7 +22,16 @@ let other: TestApp;
 afterAll(async () => {
   await other?.close();
 });
-const t = useTestApp({ RATE_LIMIT_ENABLED: 'false' });
+/** The clock TOTP codes are checked against; tests move it, as the MFA tests do. */
+let now = Date.UTC(2026, 11, 1, 12, 0, 0);
+const clock = () => now;
+/** One 30-second step later: a fresh code that no earlier test has used. */
+const tick = () => {
+  now += 30_000;
+};
+const codeFor = (secret: string) =>
+  TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: now });
+const t = useTestApp({ RATE_LIMIT_ENABLED: 'false' }, { clock });
 beforeAll(async () => {
   other = await startTestApp({ RATE_LIMIT_ENABLED: 'false' }, { database: t.dbName });
 });
@@ -60,6 +70,33 @@ async function userWithEverything() {
     [u.user.id],
   );
   return { ...u, second, appToken };
+}
+
+/** A signed-in user whose TOTP factor is active (set up and confirmed), with its secret. */
+async function userWithFactor() {
+  const u = await signedInUser(t.app);
+  const setup = await request(t.app)
+    .post('/api/v1/auth/mfa/totp/setup')
+    .set(...bearer(u.token))
+    .expect(200);
+  const secret = setup.body.secret as string;
+  await request(t.app)
+    .post('/api/v1/auth/mfa/totp/confirm')
+    .set(...bearer(u.token))
+    .send({ code: codeFor(secret) })
+    .expect(200);
+  tick();
+  return { ...u, secret };
+}
+
+/** The user's factor and recovery-code rows, as counts. */
+async function factorRows(userId: string) {
+  const [row] = await t.sql(
+    `SELECT (SELECT count(*)::int FROM users WHERE id = $1 AND mfa_enabled) AS factors,
+            (SELECT count(*)::int FROM mfa_recovery_codes WHERE user_id = $1) AS "recoveryCodes"`,
+    [userId],
+  );
+  return row;
 }
 
 /** Every table with a column that references users(id), from the catalogue itself. */
@@ -189,6 +226,7 @@ describe('refusals', () => {
     ['no body', 415, undefined, undefined],
     ['no password', 422, {}, '/body/password'],
     ['an unknown member', 422, { password: GOOD_PASSWORD, force: true }, '/body/force'],
+    ['a code that is not 6 digits', 422, { password: GOOD_PASSWORD, code: '12345' }, '/body/code'],
   ])(
     'when the request has %s, then %i problem+json and the account stays',
     async (_c, status, body, path) => {
@@ -230,6 +268,76 @@ describe('refusals', () => {
     expect(results.map((r) => r.status).sort()).toEqual([204, 409]);
     const [left] = await t.sql('SELECT count(*)::int AS n FROM users WHERE is_admin AND is_active');
     expect(left!.n).toBe(1);
+  });
+});
+
+describe('with a TOTP factor', () => {
+  test('when a factor is active and no code is sent, then 403 invalid_mfa_code and nothing is deleted', async () => {
+    const u = await userWithFactor();
+    const res = await deleteAccount(t.app, u.token).expect(403);
+    expect(res.body.code).toBe('invalid_mfa_code');
+    await me(t.app, u.token).expect(200);
+    expect(await factorRows(u.user.id)).toEqual({ factors: 1, recoveryCodes: 10 });
+  });
+
+  test('when a factor is active and the code is wrong, then 403 invalid_mfa_code and nothing is deleted', async () => {
+    const u = await userWithFactor();
+    const wrong = String((Number(codeFor(u.secret)) + 3) % 1_000_000).padStart(6, '0');
+    const res = await deleteAccount(t.app, u.token, { password: GOOD_PASSWORD, code: wrong });
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('invalid_mfa_code');
+    expect(JSON.stringify(res.body)).not.toContain(wrong);
+    await me(t.app, u.token).expect(200);
+    expect(await factorRows(u.user.id)).toEqual({ factors: 1, recoveryCodes: 10 });
+  });
+
+  test('when the code was already accepted at a login, then 403 invalid_mfa_code and nothing is deleted', async () => {
+    const u = await userWithFactor();
+    const code = codeFor(u.secret);
+    const step = await request(t.app)
+      .post('/api/v1/auth/token')
+      .send({ email: u.email, password: GOOD_PASSWORD })
+      .expect(403);
+    expect(step.body.code).toBe('mfa_required');
+    await request(t.app)
+      .post('/api/v1/auth/mfa/verify')
+      .send({ mfa_token: step.body.mfa_token, code })
+      .expect(200);
+    const res = await deleteAccount(t.app, u.token, { password: GOOD_PASSWORD, code });
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('invalid_mfa_code');
+    await me(t.app, u.token).expect(200);
+  });
+
+  test('when the password is wrong and the code right, then 403 invalid_current_password and nothing is deleted', async () => {
+    const u = await userWithFactor();
+    const res = await deleteAccount(t.app, u.token, {
+      password: 'not-the-password',
+      code: codeFor(u.secret),
+    }).expect(403);
+    expect(res.body.code).toBe('invalid_current_password');
+    await me(t.app, u.token).expect(200);
+  });
+
+  test("when a factor is active and the code is right, then 204 and the user's factor and recovery codes are gone", async () => {
+    const u = await userWithFactor();
+    await deleteAccount(t.app, u.token, {
+      password: GOOD_PASSWORD,
+      code: codeFor(u.secret),
+    }).expect(204);
+    await me(t.app, u.token).expect(401);
+    expect(await factorRows(u.user.id)).toEqual({ factors: 0, recoveryCodes: 0 });
+  });
+
+  test('when no factor is active, then the password alone deletes the account, and a code sent anyway is not needed', async () => {
+    const plain = await signedInUser(t.app);
+    await deleteAccount(t.app, plain.token).expect(204);
+    await me(t.app, plain.token).expect(401);
+    const withCode = await signedInUser(t.app);
+    await deleteAccount(t.app, withCode.token, { password: GOOD_PASSWORD, code: '000000' }).expect(
+      204,
+    );
+    await me(t.app, withCode.token).expect(401);
   });
 });
 

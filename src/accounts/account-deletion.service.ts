@@ -1,13 +1,16 @@
 import type { AuditLogRepository } from '../admin/audit-log.repository';
 import type { Database } from '../db/database';
-import { ConflictError, ErrorCode, ForbiddenError, UnauthorizedError } from '../errors';
+import { AppError, ConflictError, ErrorCode, ForbiddenError, UnauthorizedError } from '../errors';
 import type { Metrics } from '../metrics';
+import type { MfaService } from '../mfa/mfa.service';
 import type { RateLimits } from '../sessions/rate-limits';
 import type { PasswordHasher } from './passwords';
 import type { UserRecord, UsersRepository } from './users.repository';
 
 export interface DeletionRequest {
   password: string;
+  /** A current TOTP code; required when the user has an active factor. */
+  code?: string;
   ip: string;
   requestId: string;
 }
@@ -25,6 +28,7 @@ export class AccountDeletionService {
     private readonly rateLimits: Pick<RateLimits, 'beginLogin' | 'cancelLogin' | 'loginSucceeded'>,
     private readonly audit: AuditLogRepository,
     private readonly metrics: Metrics,
+    private readonly mfa: Pick<MfaService, 'requireCodeIfActiveIn'>,
   ) {}
 
   async deleteAccount(user: UserRecord, req: DeletionRequest): Promise<void> {
@@ -35,17 +39,29 @@ export class AccountDeletionService {
         ErrorCode.invalidCurrentPassword,
       );
     };
-    // Guessing the password with a stolen token is throttled like logins.
+    // Guessing the password or the code with a stolen token is throttled like logins: a
+    // wrong guess keeps its slot, a success gives the client's slots back, and a call whose
+    // guess was never judged (a conflict, a dependency down) returns its slot.
     await this.rateLimits.beginLogin(req.ip, user.email);
-    let ok: boolean;
     try {
-      ok = await this.passwords.verify(req.password, user.hashedPassword, req.ip);
+      await this.deleteChecked(user, req, wrong);
     } catch (err) {
-      await this.rateLimits.cancelLogin(req.ip, user.email);
+      const judged =
+        err instanceof AppError &&
+        (err.code === ErrorCode.invalidMfaCode || err.code === ErrorCode.invalidCurrentPassword);
+      if (!judged) await this.rateLimits.cancelLogin(req.ip, user.email);
       throw err;
     }
-    if (!ok) throw wrong();
     await this.rateLimits.loginSucceeded(req.ip, user.email);
+    this.metrics.accountDeletions.inc({ outcome: 'deleted' });
+  }
+
+  private async deleteChecked(
+    user: UserRecord,
+    req: DeletionRequest,
+    wrong: () => ForbiddenError,
+  ): Promise<void> {
+    if (!(await this.passwords.verify(req.password, user.hashedPassword, req.ip))) throw wrong();
     await this.db.transaction(async (t) => {
       // Admin rows first, then the user's, in the order every admin change takes them: two
       // last admins deleting themselves at once are decided one after the other.
@@ -56,6 +72,14 @@ export class AccountDeletionService {
       }
       // Changed by another request since this one read it: the check above proves nothing.
       if (current.hashedPassword !== user.hashedPassword) throw wrong();
+      try {
+        await this.mfa.requireCodeIfActiveIn(current.id, req.code, t);
+      } catch (err) {
+        if (err instanceof AppError && err.code === ErrorCode.invalidMfaCode) {
+          this.metrics.accountDeletions.inc({ outcome: 'invalid_mfa_code' });
+        }
+        throw err;
+      }
       if (current.isAdmin && current.isActive && !admins.some((id) => id !== current.id)) {
         this.metrics.accountDeletions.inc({ outcome: 'last_admin' });
         throw new ConflictError(
@@ -71,6 +95,5 @@ export class AccountDeletionService {
       );
       await this.users.delete(current.id, t);
     });
-    this.metrics.accountDeletions.inc({ outcome: 'deleted' });
   }
 }

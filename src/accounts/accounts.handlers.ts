@@ -39,6 +39,7 @@ export function accountHandlers(
     async deleteAccount({ body, auth, ctx }) {
       await d.deletion.deleteAccount(requireSession(auth).user, {
         password: body.password,
+        code: body.code,
         ip: ctx.ip,
         requestId: ctx.requestId,
       });

@@ -126,13 +126,26 @@ export class MfaService {
       const ok = await this.d.db.transaction(async (t) => {
         const factor = await this.lockFactor(user.id, t);
         if (!factor?.enabled || !factor.secret) throw notEnabled();
-        const step = matchTotpStep(this.open(user.id, factor.secret), code, this.d.now());
-        if (step === null || (factor.lastStep !== null && step <= factor.lastStep)) return false;
+        if (!this.acceptsCode(user.id, factor.secret, factor.lastStep, code)) return false;
         await this.d.repo.remove(user.id, t);
         return true;
       });
       if (!ok) throw wrongCode(403);
     });
+  }
+
+  /**
+   * For an operation the second factor guards (deleting the account): when the user has an
+   * active factor, `code` must be a current code of it that was not accepted before, else 403
+   * invalid_mfa_code. Runs in the caller's transaction under the user's row lock, so the
+   * factor cannot change before the caller commits.
+   */
+  async requireCodeIfActiveIn(userId: string, code: string | undefined, t: Tx): Promise<void> {
+    const factor = await this.lockFactor(userId, t);
+    if (!factor?.enabled || !factor.secret) return;
+    if (code === undefined || !this.acceptsCode(userId, factor.secret, factor.lastStep, code)) {
+      throw wrongCode(403);
+    }
   }
 
   /** The second step of a login: the mfa_token and a TOTP code or a recovery code. */
@@ -220,6 +233,17 @@ export class MfaService {
       if (!judged) await this.d.rateLimits.cancelLogin(ip, email);
       throw err;
     }
+  }
+
+  /** A code of the current step (±1) that is later than the last accepted one: no replay. */
+  private acceptsCode(
+    userId: string,
+    sealed: string,
+    lastStep: number | null,
+    code: string,
+  ): boolean {
+    const step = matchTotpStep(this.open(userId, sealed), code, this.d.now());
+    return step !== null && (lastStep === null || step > lastStep);
   }
 
   /** The factor, under the user's row lock (taken, like every user lock, by UsersRepository). */

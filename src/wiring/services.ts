@@ -167,6 +167,17 @@ export function createServices(i: ServiceInputs): Services {
     requireVerifiedEmail: config.requireVerifiedEmail,
     mfaChallenges: new MfaChallenges(mfaRepo, secretTokens, metrics),
   });
+  const mfa = new MfaService({
+    db,
+    users,
+    repo: mfaRepo,
+    box: secretBox,
+    passwords,
+    rateLimits,
+    sessions,
+    metrics,
+    now: i.clock,
+  });
 
   const discogsConfig = new DiscogsConfigService(
     db,
@@ -210,6 +221,7 @@ export function createServices(i: ServiceInputs): Services {
       rateLimits,
       auditLog,
       metrics,
+      mfa,
     ),
     appTokens,
     sessions,
@@ -247,16 +259,6 @@ export function createServices(i: ServiceInputs): Services {
       ttlMinutes: config.passwordResetTtlMinutes,
     }),
     emailVerification,
-    mfa: new MfaService({
-      db,
-      users,
-      repo: mfaRepo,
-      box: secretBox,
-      passwords,
-      rateLimits,
-      sessions,
-      metrics,
-      now: i.clock,
-    }),
+    mfa,
   };
 }
