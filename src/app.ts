@@ -4,6 +4,7 @@ import pinoHttp from 'pino-http';
 import type { Deps } from './deps';
 import { NotFoundError } from './errors';
 import { cors } from './http/cors';
+import { requestDeadline } from './http/deadline';
 import { createHandlers } from './http/handlers';
 import { requestMetrics } from './http/metrics-middleware';
 import { noStore, requestId, securityHeaders } from './http/middleware';
@@ -50,6 +51,7 @@ function base(deps: Deps, port: Port): Express {
       serializers: httpSerializers,
     }),
   );
+  app.use(requestDeadline());
   // Whatever logs during the request (services included) tags its lines with the request id.
   app.use((req, _res, next) => runInRequestScope(req.id as string, next));
   app.use(requestMetrics(deps.metrics));

@@ -19,15 +19,44 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/**
+ * Deadlines on every step of a database call, so that a request answers within 5 s whatever
+ * PostgreSQL does (refuses, hangs, or accepts connections and never answers). A request that
+ * meets a dead server fails at the first step that waits, so one step's deadline bounds it:
+ * - acquiring a pooled connection (waiting for a free one, or opening one) at most ACQUIRE;
+ * - opening the TCP connection and the start-up handshake at most CONNECT (inside ACQUIRE);
+ * - a statement at most STATEMENT on the server (it cancels, the connection stays usable);
+ * - an answer at most QUERY on the client: past it the connection is marked invalid and the
+ *   pool destroys it instead of reusing a socket that may never answer again. It is a little
+ *   above STATEMENT so that a slow but live server reports its own cancellation first.
+ * The request deadline (src/http/deadline.ts) is the backstop for requests that chain steps.
+ */
+export const DB_DEADLINES = {
+  acquireMs: 2_500,
+  connectMs: 2_000,
+  statementMs: 3_000,
+  queryMs: 3_500,
+  /** A transaction left open by a lost client does not hold row locks for long. */
+  idleInTransactionMs: 10_000,
+} as const;
+
 export interface DatabaseOptions {
   url: string;
   logger: Logger;
   poolMax?: number;
   /** Set for the embedded server, which has a single backend. */
   embedded?: boolean;
+  /**
+   * false for maintenance work (migrations) that may legitimately run longer than a request:
+   * only the connect deadline applies.
+   */
+  requestDeadlines?: boolean;
 }
 
 export function createDatabase(opts: DatabaseOptions): Database {
+  // The embedded server queues every connection on one backend and ignores statement_timeout;
+  // it serves one developer, so it keeps the connect deadline only.
+  const deadlines = (opts.requestDeadlines ?? true) && !opts.embedded;
   const sequelize = new Sequelize(opts.url, {
     dialect: 'postgres',
     logging: false,
@@ -36,12 +65,20 @@ export function createDatabase(opts: DatabaseOptions): Database {
       min: 0,
       idle: 10_000,
       // A request waits at most this long for a connection, then gets 503.
-      acquire: 5_000,
+      acquire: deadlines ? DB_DEADLINES.acquireMs : 60_000,
     },
     dialectOptions: {
-      connectionTimeoutMillis: 5_000,
-      statement_timeout: 15_000,
+      connectionTimeoutMillis: DB_DEADLINES.connectMs,
       application_name: 'auth-service',
+      // Dead peers are noticed by the kernel too, not only by the deadlines above.
+      keepAlive: true,
+      ...(deadlines
+        ? {
+            statement_timeout: DB_DEADLINES.statementMs,
+            query_timeout: DB_DEADLINES.queryMs,
+            idle_in_transaction_session_timeout: DB_DEADLINES.idleInTransactionMs,
+          }
+        : {}),
     },
   });
   return {

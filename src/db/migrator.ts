@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
+import pino from 'pino';
 import type { Sequelize } from 'sequelize';
 import type { Umzug, UmzugStorage } from 'umzug';
 import type { Logger } from 'pino';
 import { MIGRATIONS_DIR } from '../paths';
+import { DB_DEADLINES, createDatabase } from './database';
 
 /**
  * Migrations are raw SQL files without an extension, named `<timestamp>_<what>`, with an
@@ -100,6 +102,10 @@ export async function buildUmzug(
 }
 
 export interface MigrateOptions {
+  /**
+   * Runs the steps on the embedded server. With lockUrl the steps run on a connection of their
+   * own instead, without the request deadlines: a step may take longer than a request may.
+   */
   sequelize: Sequelize;
   /** Connection string for the lock session; null uses an in-process lock (embedded server). */
   lockUrl: string | null;
@@ -118,8 +124,8 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
   if (opts.direction !== 'down' && (await pendingMigrations(opts.sequelize)).length === 0) {
     return [];
   }
-  const umzug = await buildUmzug(opts.sequelize, opts.logger);
-  const run = async () => {
+  const run = async (sequelize: Sequelize) => {
+    const umzug = await buildUmzug(sequelize, opts.logger);
     if (opts.direction === 'down') {
       const steps = opts.steps ?? 1;
       const done = await umzug.down(steps === 0 ? { to: 0 as const } : { step: steps });
@@ -129,23 +135,32 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
     return done.map((m) => m.name);
   };
   if (opts.lockUrl === null) {
-    const result = processLock.then(run, run);
+    const once = () => run(opts.sequelize);
+    const result = processLock.then(once, once);
     processLock = result.catch(() => undefined);
     return result;
   }
   const client = new Client({
     connectionString: opts.lockUrl,
     application_name: 'auth-service-migrate',
+    connectionTimeoutMillis: DB_DEADLINES.connectMs,
   });
   await client.connect();
+  const stepsDb = createDatabase({
+    url: opts.lockUrl,
+    logger: opts.logger ?? pino({ level: 'silent' }),
+    poolMax: 1,
+    requestDeadlines: false,
+  });
   try {
     await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCK_KEY]);
     try {
-      return await run();
+      return await run(stepsDb.sequelize);
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCK_KEY]);
     }
   } finally {
+    await stepsDb.close();
     await client.end();
   }
 }

@@ -17,6 +17,7 @@ import {
   ValidationError,
 } from '../errors';
 import type { Schemas } from './contract';
+import { deadlinePassed } from './deadline';
 
 /**
  * The one place where errors become HTTP responses (RFC 9457 problem+json): errors raised while
@@ -108,17 +109,28 @@ function normalisePath(p: string, requestPath: string | undefined): string {
   return REQUEST_PARTS.test(renamed) ? renamed : '/body' + renamed;
 }
 
+// A connection to PostgreSQL or Redis that failed, closed, or did not answer within its deadline.
+const UNAVAILABLE_MESSAGE =
+  /^(Connection is closed|Command timed out|Query read timeout|Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect)|enableOfflineQueue/;
+// SQLSTATE: 08xxx connection exceptions, 53300 too many connections, 57014 statement timeout,
+// 57P01-57P03 server shutting down or starting, 25P03 idle-in-transaction timeout; or the
+// socket's own error when the connection broke mid-query.
+const UNAVAILABLE_CODE =
+  /^(08...|53300|57014|57P0[123]|25P03|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)$/;
+
 /** A dependency that does not answer is the client's 503, not our 500. */
 function isUnavailable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const { name, message } = err as { name?: string; message?: string };
-  const pgCode = (err as { original?: { code?: string } }).original?.code;
+  const original = (err as { original?: { code?: unknown; message?: unknown } }).original;
+  const pgCode = typeof original?.code === 'string' ? original.code : '';
+  const originalMessage = typeof original?.message === 'string' ? original.message : '';
   return (
     /^Sequelize(Connection\w*|Host\w*|AccessDenied|InvalidConnection)Error$/.test(name ?? '') ||
-    pgCode === '57014' || // statement timeout
-    pgCode === '57P01' || // admin shutdown
+    UNAVAILABLE_CODE.test(pgCode) ||
     name === 'MaxRetriesPerRequestError' ||
-    /^Connection is closed|enableOfflineQueue|^Command timed out/.test(message ?? '')
+    UNAVAILABLE_MESSAGE.test(message ?? '') ||
+    UNAVAILABLE_MESSAGE.test(originalMessage)
   );
 }
 
@@ -280,6 +292,11 @@ function problemLog(appErr: AppError, err: unknown): ProblemLog {
 }
 
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  if (deadlinePassed(res)) {
+    // Already answered 503 by the request deadline; the late failure is expected.
+    req.log?.info({ err: { name: (err as Error).name } }, 'late failure after the deadline');
+    return;
+  }
   // A failed bearer check stashes the precise reason; eov only passes on a generic 401.
   const appErr = req.authFailure ?? toAppError(err);
   // A bug: the one case whose stack is worth a line of its own.

@@ -4,6 +4,7 @@ import type { OpenAPIV3 } from 'express-openapi-validator/dist/framework/types';
 import { ValidationError } from '../errors';
 import type { Authenticator, AuthRequirements } from '../sessions/authenticator';
 import type { HandlerMap, OperationId, RequestContext } from './contract';
+import { deadlinePassed } from './deadline';
 import { toAppError } from './problem';
 import type { Port, SpecDocument } from './spec';
 
@@ -91,6 +92,8 @@ function bind(
         // replica's cache before the client hears back.
         if (afterWrite && req.method !== 'GET') await afterWrite();
       }
+      // The request deadline already answered 503; this late reply has nowhere to go.
+      if (deadlinePassed(res)) return;
       for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
       res.status(reply.status);
       const type = (reply.contentType as string | undefined) ?? 'application/json';
