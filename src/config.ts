@@ -24,6 +24,8 @@ export interface Config {
   redisCommandTimeoutMs: number;
   migrateOnStart: boolean;
   shutdownTimeoutSeconds: number;
+  /** Seconds between passes of the expiry clean-up; 0 turns it off. */
+  cleanupIntervalSeconds: number;
   validateResponses: boolean;
   /** Raw key material; null means "generate or reuse one in DATA_DIR" (never in production). */
   jwtSecret: Buffer | null;
@@ -275,6 +277,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1000, 10, 60_000),
     migrateOnStart: r.bool('MIGRATE_ON_START', true),
     shutdownTimeoutSeconds: r.int('SHUTDOWN_TIMEOUT_SECONDS', 10, 0, 600),
+    cleanupIntervalSeconds: r.int('CLEANUP_INTERVAL_SECONDS', 3600, 0, 7 * 24 * 3600),
     validateResponses: r.bool('VALIDATE_RESPONSES', true),
     jwtSecret,
     jwtAlgorithm: 'HS256',

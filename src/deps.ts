@@ -4,6 +4,7 @@ import type { Config } from './config';
 import type { Database } from './db/database';
 import { loadSpec, type SpecDocument } from './http/spec';
 import { createLogger } from './logger';
+import { ExpiryCleanup } from './maintenance/expiry-cleanup';
 import type { OutboxOptions } from './mail/outbox';
 import { createMetrics, type Metrics } from './metrics';
 import { USER_STATE_CHANNEL, UserStateListener } from './sessions/user-state-listener';
@@ -30,6 +31,8 @@ export interface Deps extends Services {
   store: EphemeralStore;
   /** LISTENs for user-state changes for the cache; null on the embedded server. */
   userStateListener: UserStateListener | null;
+  /** Deletes expired rows on a timer once started (startService does); stopped by close(). */
+  expiryCleanup: ExpiryCleanup;
   close(): Promise<void>;
 }
 
@@ -84,6 +87,12 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
   if (userStateListener && services.userStateCache) {
     userStateListener.start(services.userStateCache);
   }
+  const expiryCleanup = new ExpiryCleanup({
+    sequelize: db.sequelize,
+    metrics,
+    logger,
+    intervalSeconds: config.cleanupIntervalSeconds,
+  });
 
   return {
     ...services,
@@ -98,10 +107,13 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
     encryptionKey: keys.encryption,
     store: state.store,
     userStateListener,
+    expiryCleanup,
     async close() {
       // Queued mails first, while the database still answers; then the reverse of the order
       // above: the listener, the store, then the database.
       const closers = [
+        // A clean-up pass in progress finishes its batch first.
+        () => expiryCleanup.stop(),
         () => services.outbox.close(5_000),
         () => userStateListener?.close(),
         () => state.close(),

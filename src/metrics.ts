@@ -81,6 +81,18 @@ export function createMetrics() {
       labelNames: ['outcome'] as const,
       registers,
     }),
+    expiredRowsDeleted: new Counter({
+      name: 'auth_expired_rows_deleted_total',
+      help: 'Rows past their lifetime deleted by the expiry clean-up, by table.',
+      labelNames: ['table'] as const,
+      registers,
+    }),
+    expiryCleanupPasses: new Counter({
+      name: 'auth_expiry_cleanup_passes_total',
+      help: 'Expiry clean-up passes by outcome (done, skipped: another replica held the lock, failed).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     discogsCalls: new Counter({
       name: 'auth_discogs_upstream_calls_total',
       help: 'Calls to the Discogs API by endpoint and outcome.',

@@ -85,6 +85,7 @@ export async function startService(config: Readonly<Config>): Promise<RunningSer
         applied.length ? 'migrations applied' : 'database schema is up to date',
       );
     }
+    deps.expiryCleanup.start();
   } catch (err) {
     await deps.close();
     throw err;

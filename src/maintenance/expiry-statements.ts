@@ -1,0 +1,28 @@
+/**
+ * What the expiry clean-up deletes: one entry per table that collects rows with a lifetime.
+ * A feature that adds such a table appends its entry here; the job, its lock and its metric
+ * need no change.
+ *
+ * Each `sql` deletes at most `:limit` rows that nothing needs any more and returns one row per
+ * deleted row (`RETURNING 1`). `FOR UPDATE SKIP LOCKED` keeps it from waiting on (or
+ * deadlocking with) a request that holds one of the rows, and makes it safe even if two
+ * passes ever ran at once: a row is deleted by one of them only.
+ */
+export interface ExpiryStatement {
+  /** The table, used as the metric's `table` label. */
+  table: string;
+  sql: string;
+}
+
+export const EXPIRY_STATEMENTS: readonly ExpiryStatement[] = [
+  {
+    // A day past expiry: an access token lives at most JWT_EXPIRE_MINUTES <= 1440, so every
+    // access token issued with (or recorded as revoked through) this row has expired too, and
+    // a replay of the refresh token itself is refused as expired or unknown either way.
+    table: 'refresh_tokens',
+    sql: `DELETE FROM refresh_tokens WHERE id IN (
+            SELECT id FROM refresh_tokens WHERE expires_at < now() - interval '1 day'
+            ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+          RETURNING 1`,
+  },
+];

@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, expect, test } from '@jest/globals';
+import { Client } from 'pg';
+import request from 'supertest';
+import { startTestApp, type TestApp } from './support/test-app';
+import { until } from './support/load';
+
+/**
+ * The periodic clean-up of rows past their lifetime: what it deletes and keeps, its metric,
+ * its timer and stop, and two replicas on one database deleting each row once.
+ */
+let a: TestApp;
+let b: TestApp;
+let userId: string;
+
+beforeAll(async () => {
+  // The timer is off here; each test runs passes itself, except the one testing the timer.
+  a = await startTestApp({ CLEANUP_INTERVAL_SECONDS: '0' });
+  b = await startTestApp({ CLEANUP_INTERVAL_SECONDS: '0' }, { database: a.dbName });
+  const [u] = await a.sql(
+    `INSERT INTO users (email, hashed_password) VALUES ($1, 'x') RETURNING id`,
+    [`cleanup-${randomBytes(4).toString('hex')}@example.com`],
+  );
+  userId = u!.id as string;
+});
+afterAll(async () => {
+  await b.close();
+  await a.close();
+});
+beforeEach(async () => {
+  await a.sql('DELETE FROM refresh_tokens');
+});
+
+/** Inserts refresh tokens that expired (or expire) at now() + the given interval. */
+async function tokens(count: number, expiresIn: string): Promise<void> {
+  await a.sql(
+    `INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at)
+     SELECT $1, gen_random_uuid(), md5(random()::text) || md5(random()::text), now() + $2::interval
+     FROM generate_series(1, $3)`,
+    [userId, expiresIn, count],
+  );
+}
+
+async function remaining(): Promise<{ expired: number; kept: number }> {
+  const [r] = await a.sql(
+    `SELECT count(*) FILTER (WHERE expires_at < now() - interval '1 day')::int AS expired,
+            count(*) FILTER (WHERE expires_at >= now() - interval '1 day')::int AS kept
+     FROM refresh_tokens`,
+  );
+  return r as { expired: number; kept: number };
+}
+
+async function metric(t: TestApp, series: string): Promise<number> {
+  const text = (await request(t.healthApp).get('/metrics').expect(200)).text;
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+const DELETED = 'auth_expired_rows_deleted_total{table="refresh_tokens"}';
+
+test('when refresh tokens expired more than a day ago, then a pass deletes exactly those, keeps the rest, and counts them in the metric', async () => {
+  await tokens(7, '-3 days');
+  await tokens(3, '-2 hours'); // expired, but within the day access tokens may still live
+  await tokens(4, '14 days');
+  const before = await metric(a, DELETED);
+
+  const result = await a.deps.expiryCleanup.runOnce();
+
+  expect(result).toEqual({ skipped: false, deleted: { refresh_tokens: 7 } });
+  expect(await remaining()).toEqual({ expired: 0, kept: 7 });
+  expect((await metric(a, DELETED)) - before).toBe(7);
+  expect(await metric(a, 'auth_expiry_cleanup_passes_total{outcome="done"}')).toBeGreaterThan(0);
+});
+
+test('when more rows expired than one batch holds, then one pass deletes them all in batches', async () => {
+  const { ExpiryCleanup } = await import('../src/maintenance/expiry-cleanup');
+  await tokens(25, '-3 days');
+  const small = new ExpiryCleanup({
+    sequelize: a.deps.db.sequelize,
+    metrics: a.deps.metrics,
+    logger: a.deps.logger,
+    intervalSeconds: 0,
+    batchSize: 10,
+  });
+  expect(await small.runOnce()).toEqual({ skipped: false, deleted: { refresh_tokens: 25 } });
+  expect(await remaining()).toEqual({ expired: 0, kept: 0 });
+});
+
+test('when another replica holds the clean-up lock, then a pass skips without deleting, and runs once the lock is free', async () => {
+  await tokens(5, '-3 days');
+  const other = new Client({ connectionString: a.dbUrl });
+  await other.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query('SELECT pg_advisory_xact_lock(72033021)');
+    expect(await a.deps.expiryCleanup.runOnce()).toEqual({ skipped: true });
+    expect(await remaining()).toEqual({ expired: 5, kept: 0 });
+    await other.query('COMMIT');
+  } finally {
+    await other.end();
+  }
+  expect(await a.deps.expiryCleanup.runOnce()).toEqual({
+    skipped: false,
+    deleted: { refresh_tokens: 5 },
+  });
+});
+
+test('when two replicas on one database clean at the same moment, then every expired row is deleted exactly once', async () => {
+  const { ExpiryCleanup } = await import('../src/maintenance/expiry-cleanup');
+  await tokens(40, '-3 days');
+  // Two jobs per replica, small batches, all at once: the passes interleave batch by batch.
+  const jobs = [a, b, a, b].map(
+    (t) =>
+      new ExpiryCleanup({
+        sequelize: t.deps.db.sequelize,
+        metrics: t.deps.metrics,
+        logger: t.deps.logger,
+        intervalSeconds: 0,
+        batchSize: 5,
+      }),
+  );
+  const results = await Promise.all(jobs.map((j) => j.runOnce()));
+  const deleted = results.map((r) => (r.skipped ? 0 : r.deleted.refresh_tokens!));
+  expect(deleted.reduce((x, y) => x + y, 0)).toBe(40);
+  expect(await remaining()).toEqual({ expired: 0, kept: 0 });
+});
+
+test('when the interval elapses, then the job runs by itself; when stopped, then nothing is scheduled any more', async () => {
+  const t = await startTestApp({ CLEANUP_INTERVAL_SECONDS: '1' }, { database: a.dbName });
+  try {
+    await tokens(3, '-3 days');
+    t.deps.expiryCleanup.start();
+    expect(t.deps.expiryCleanup.scheduled).toBe(true);
+    await until(async () => (await remaining()).expired === 0, 5_000);
+    expect(await metric(t, DELETED)).toBe(3);
+  } finally {
+    await t.close();
+  }
+  expect(t.deps.expiryCleanup.scheduled).toBe(false);
+  // A stopped job does not start again.
+  t.deps.expiryCleanup.start();
+  expect(t.deps.expiryCleanup.scheduled).toBe(false);
+});
