@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
 import fc from 'fast-check';
-import { answerClientError } from '../src/server';
+import { answerClientError } from '../src/http/problem';
 import {
   CONTENT_TYPES,
   HOSTILE_NUMBERS,
