@@ -9,6 +9,7 @@ import { until } from './support/load';
  * The periodic clean-up of rows past their lifetime: what it deletes and keeps, its metric,
  * its timer and stop, and two replicas on one database deleting each row once.
  */
+// Two replicas on one database; closed in reverse order (the first owns the database).
 let a: TestApp;
 let b: TestApp;
 let userId: string;

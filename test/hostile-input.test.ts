@@ -25,7 +25,7 @@ import {
   type Json,
 } from './support/hostile';
 import { SpecWalker, isNumeric, type SpecOperation } from './support/spec-walk';
-import { GOOD_PASSWORD, register, startTestApp, type TestApp } from './support/test-app';
+import { signedInAdmin, useTestApp } from './support/test-app';
 
 /**
  * Hostile input over every operation the spec declares (read at test time, so operations added
@@ -38,13 +38,14 @@ jest.setTimeout(240_000);
 const SEED = 20261201;
 const RUNS_PER_OPERATION = 50;
 
-let t: TestApp;
+// Limits off: thousands of refused logins from one address would otherwise be 429s only.
+const t = useTestApp({ RATE_LIMIT_ENABLED: 'false' });
 let walker: SpecWalker;
 let apiPort: number;
 let healthPort: number;
 const servers: http.Server[] = [];
 const tally = new Tally();
-let admin: { email: string; token: string };
+let admin: { token: string };
 let countSql: string;
 
 async function listen(app: http.RequestListener): Promise<number> {
@@ -56,14 +57,7 @@ async function listen(app: http.RequestListener): Promise<number> {
 }
 
 async function signInAdmin(): Promise<void> {
-  const { email, user } = await register(t.app);
-  await t.sql('UPDATE users SET is_admin = true WHERE id = $1', [user.id]);
-  const res = await fetch(`http://127.0.0.1:${apiPort}/api/v1/auth/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: GOOD_PASSWORD }),
-  });
-  admin = { email, token: ((await res.json()) as { access_token: string }).access_token };
+  admin = await signedInAdmin(t);
 }
 
 /** After a request that succeeded (a logout, say), the admin may need a fresh session. */
@@ -81,8 +75,6 @@ async function counts(): Promise<string> {
 }
 
 beforeAll(async () => {
-  // Limits off: thousands of refused logins from one address would otherwise be 429s only.
-  t = await startTestApp({ RATE_LIMIT_ENABLED: 'false' });
   walker = new SpecWalker(t.deps.spec);
   apiPort = await listen(t.app);
   healthPort = await listen(t.healthApp);
@@ -103,7 +95,6 @@ afterAll(async () => {
     s.closeAllConnections();
     await new Promise((r) => s.close(r));
   }
-  await t.close();
   console.log(`hostile input: ${tally.total} requests\n${tally.toString()}`);
 });
 
