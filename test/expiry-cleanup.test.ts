@@ -29,16 +29,32 @@ afterAll(async () => {
   await a.close();
 });
 beforeEach(async () => {
-  await a.sql('DELETE FROM refresh_tokens');
+  await a.sql('DELETE FROM sessions'); // their refresh tokens go with them
 });
 
-/** Inserts refresh tokens that expired (or expire) at now() + the given interval. */
-async function tokens(count: number, expiresIn: string): Promise<void> {
+/** A session last used `lastUsedAgo` ago, ended `endedAgo` ago (or live); returns its id. */
+async function session(lastUsedAgo = '0 seconds', endedAgo: string | null = null): Promise<string> {
+  const [row] = await a.sql(
+    `INSERT INTO sessions (user_id, created_at, last_used_at, ended_at, end_reason)
+     VALUES ($1, now() - $2::interval, now() - $2::interval,
+             now() - $3::interval, CASE WHEN $3::interval IS NULL THEN NULL ELSE 'logout' END)
+     RETURNING id`,
+    [userId, lastUsedAgo, endedAgo],
+  );
+  return row!.id as string;
+}
+
+/**
+ * Inserts refresh tokens that expired (or expire) at now() + the given interval, into the
+ * given session or into a live one used just now.
+ */
+async function tokens(count: number, expiresIn: string, sessionId?: string): Promise<void> {
+  const family = sessionId ?? (await session());
   await a.sql(
     `INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at)
-     SELECT $1, gen_random_uuid(), md5(random()::text) || md5(random()::text), now() + $2::interval
+     SELECT $1, $4, md5(random()::text) || md5(random()::text), now() + $2::interval
      FROM generate_series(1, $3)`,
-    [userId, expiresIn, count],
+    [userId, expiresIn, count, family],
   );
 }
 
@@ -67,10 +83,32 @@ test('when refresh tokens expired more than a day ago, then a pass deletes exact
 
   const result = await a.deps.expiryCleanup.runOnce();
 
-  expect(result).toEqual({ skipped: false, deleted: { refresh_tokens: 7 } });
+  expect(result).toEqual({ skipped: false, deleted: { refresh_tokens: 7, sessions: 0 } });
   expect(await remaining()).toEqual({ expired: 0, kept: 7 });
   expect((await metric(a, DELETED)) - before).toBe(7);
   expect(await metric(a, 'auth_expiry_cleanup_passes_total{outcome="done"}')).toBeGreaterThan(0);
+});
+
+test('when sessions ended a day ago or outlived every refresh token, then a pass deletes them with their tokens and keeps the others', async () => {
+  const endedLongAgo = await session('3 days', '2 days');
+  await tokens(2, '10 days', endedLongAgo); // revoked with the session, not expired
+  const endedRecently = await session('3 hours', '2 hours');
+  const outlived = await session('20 days');
+  await tokens(1, '-3 days', outlived);
+  const usedRecently = await session('2 days');
+  await tokens(1, '12 days', usedRecently);
+  const justStarted = await session();
+  const SESSIONS = 'auth_expired_rows_deleted_total{table="sessions"}';
+  const before = await metric(a, SESSIONS);
+
+  const result = await a.deps.expiryCleanup.runOnce();
+
+  expect(result).toEqual({ skipped: false, deleted: { refresh_tokens: 1, sessions: 2 } });
+  const left = (await a.sql('SELECT id FROM sessions ORDER BY id')).map((r) => r.id);
+  expect(left).toEqual([endedRecently, usedRecently, justStarted].sort());
+  const tokensLeft = await a.sql('SELECT family_id FROM refresh_tokens');
+  expect(tokensLeft.map((r) => r.family_id)).toEqual([usedRecently]);
+  expect((await metric(a, SESSIONS)) - before).toBe(2);
 });
 
 test('when more rows expired than one batch holds, then one pass deletes them all in batches', async () => {
@@ -83,7 +121,10 @@ test('when more rows expired than one batch holds, then one pass deletes them al
     intervalSeconds: 0,
     batchSize: 10,
   });
-  expect(await small.runOnce()).toEqual({ skipped: false, deleted: { refresh_tokens: 25 } });
+  expect(await small.runOnce()).toEqual({
+    skipped: false,
+    deleted: { refresh_tokens: 25, sessions: 0 },
+  });
   expect(await remaining()).toEqual({ expired: 0, kept: 0 });
 });
 
@@ -102,7 +143,7 @@ test('when another replica holds the clean-up lock, then a pass skips without de
   }
   expect(await a.deps.expiryCleanup.runOnce()).toEqual({
     skipped: false,
-    deleted: { refresh_tokens: 5 },
+    deleted: { refresh_tokens: 5, sessions: 0 },
   });
 });
 

@@ -25,4 +25,19 @@ export const EXPIRY_STATEMENTS: readonly ExpiryStatement[] = [
             ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)
           RETURNING 1`,
   },
+  {
+    // Sessions ended a day ago, or past their lifetime (no refresh token that has not been a day
+    // expired, unused for a day): every access token naming them has expired by then, and a
+    // token whose session is gone is refused anyway. Their refresh tokens go with them (cascade).
+    table: 'sessions',
+    sql: `DELETE FROM sessions WHERE id IN (
+            SELECT s.id FROM sessions s
+            WHERE s.ended_at < now() - interval '1 day'
+               OR (s.last_used_at < now() - interval '1 day'
+                   AND NOT EXISTS (SELECT 1 FROM refresh_tokens r
+                                   WHERE r.family_id = s.id
+                                     AND r.expires_at >= now() - interval '1 day'))
+            ORDER BY s.last_used_at LIMIT :limit FOR UPDATE OF s SKIP LOCKED)
+          RETURNING 1`,
+  },
 ];
