@@ -26,10 +26,14 @@ test('when PostgreSQL refuses connections under load, then requests get 503 with
   const r = await runFaultScenario(stack, stack.pg, 'refuse');
   console.log(describeScenario('PostgreSQL refused', r));
   expectHeldUp(r);
+  // Nothing works without the database: it fails closed.
+  expect(r.duringFault.some((s) => s.status === 503)).toBe(true);
 });
 
 test('when PostgreSQL accepts connections but never answers under load, then requests get 503 within 5 s and the service recovers within 5 s of its return', async () => {
   const r = await runFaultScenario(stack, stack.pg, 'blackhole');
   console.log(describeScenario('PostgreSQL black-holed', r));
   expectHeldUp(r);
+  // Nothing works without the database: it fails closed.
+  expect(r.duringFault.some((s) => s.status === 503)).toBe(true);
 });
