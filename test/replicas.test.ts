@@ -8,6 +8,7 @@ import request from 'supertest';
 import { ensureBuilt } from './support/build';
 import { until } from './support/load';
 import { startServerProcess, type RunningProcess } from './support/process';
+import { startPrivateRedis, type PrivateRedis } from './support/redis-server';
 import { TEST_PG_URL, TEST_REDIS_URL, databaseUrl } from './support/services';
 import {
   GOOD_PASSWORD,
@@ -206,6 +207,64 @@ describe('two app instances on one database and one Redis', () => {
       .send({ email, password: 'wrong-password-123' });
     expect(res.status).toBe(429);
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+  });
+});
+
+describe('two app instances when Redis loses its data', () => {
+  let redis: PrivateRedis;
+  let a: TestApp;
+  let b: TestApp;
+  beforeAll(async () => {
+    redis = await startPrivateRedis();
+    const e = { REDIS_URL: redis.url, REFRESH_TOKEN_REUSE_GRACE_SECONDS: '0' };
+    a = await startTestApp(e);
+    b = await startTestApp(e, { database: a.dbName });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await redis?.stop();
+  });
+
+  const me = (t: TestApp, token: string) =>
+    request(t.app).get('/api/v1/auth/me').set('Authorization', `Bearer ${token}`);
+  const readyAgain = (t: TestApp) =>
+    until(async () => (await request(t.healthApp).get('/health/ready')).status === 200, 10_000);
+
+  test('when Redis restarts empty after a logout and a reuse detection, then neither replica accepts the revoked tokens again', async () => {
+    const loggedOut = await signedInUser(a.app);
+    await request(a.app)
+      .post('/api/v1/auth/logout')
+      .set('Authorization', `Bearer ${loggedOut.token}`)
+      .expect(204);
+
+    // Reuse detection: the first refresh token is replayed after rotation, the family is revoked.
+    const stolen = await signedInUser(a.app);
+    const refresh = (t: TestApp, token: string) =>
+      request(t.app)
+        .post('/api/v1/auth/token')
+        .type('form')
+        .send({ grant_type: 'refresh_token', refresh_token: token });
+    const rotated = await refresh(a, stolen.tokens.refresh_token!).expect(200);
+    await refresh(b, stolen.tokens.refresh_token!).expect(401);
+    const familyToken = rotated.body.access_token as string;
+
+    for (const t of [a, b]) {
+      await me(t, loggedOut.token).expect(401);
+      await me(t, familyToken).expect(401);
+    }
+
+    await redis.restart();
+    await readyAgain(a);
+    await readyAgain(b);
+
+    for (const t of [a, b]) {
+      await me(t, loggedOut.token).expect(401);
+      await me(t, familyToken).expect(401);
+    }
+    // Tokens nobody revoked still work: the check is not failing closed for everyone.
+    const fresh = await signedInUser(b.app);
+    await me(a, fresh.token).expect(200);
   });
 });
 
