@@ -32,8 +32,10 @@ export interface Database {
  * The request deadline (src/http/deadline.ts) is the backstop for requests that chain steps.
  */
 export const DB_DEADLINES = {
-  acquireMs: 2_500,
-  connectMs: 2_000,
+  acquireMs: 3_500,
+  // Generous for a loaded machine (a new backend, authentication, the session settings); a
+  // request that spends it still gets its 503 from the request deadline within 5 s.
+  connectMs: 3_000,
   statementMs: 3_000,
   queryMs: 3_500,
   /** A transaction left open by a lost client does not hold row locks for long. */
