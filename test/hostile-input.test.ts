@@ -24,6 +24,7 @@ import {
   type HostileRequest,
   type Json,
 } from './support/hostile';
+import { startDiscogsStandIn, type DiscogsStandIn } from './support/discogs-stand-in';
 import { SpecWalker, isNumeric, type SpecOperation } from './support/spec-walk';
 import { signedInAdmin, useTestApp } from './support/test-app';
 
@@ -38,8 +39,21 @@ jest.setTimeout(240_000);
 const SEED = 20261201;
 const RUNS_PER_OPERATION = 50;
 
-// Limits off: thousands of refused logins from one address would otherwise be 429s only.
-const t = useTestApp({ RATE_LIMIT_ENABLED: 'false' });
+let discogs: DiscogsStandIn;
+/** Filled in once the stand-in listens, before useTestApp's own beforeAll reads it. */
+const env: Record<string, string> = {
+  // Limits off: thousands of refused logins from one address would otherwise be 429s only.
+  RATE_LIMIT_ENABLED: 'false',
+};
+beforeAll(async () => {
+  // A healthy Discogs, so that its operations answer as they do in production.
+  discogs = await startDiscogsStandIn();
+  Object.assign(env, { DISCOGS_API_URL: discogs.url, DISCOGS_AUTHORIZE_URL: discogs.authorizeUrl });
+});
+afterAll(async () => {
+  await discogs?.close();
+});
+const t = useTestApp(env);
 let walker: SpecWalker;
 let apiPort: number;
 let healthPort: number;
@@ -61,12 +75,24 @@ async function signInAdmin(): Promise<void> {
   admin = await signedInAdmin(t);
 }
 
-/** After a request that succeeded (a logout, say), the admin may need a fresh session. */
+/**
+ * After a request that succeeded (a logout, a change of the Discogs credentials), the admin may
+ * need a fresh session and Discogs its real credentials again.
+ */
 async function keepAdminSignedIn(): Promise<void> {
   const me = await fetch(`http://127.0.0.1:${apiPort}/api/v1/auth/me`, {
     headers: { authorization: `Bearer ${admin.token}` },
   });
   if (me.status !== 200) await signInAdmin();
+  const put = await fetch(`http://127.0.0.1:${apiPort}/api/v1/admin/config/discogs`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      consumer_key: discogs.consumerKey,
+      consumer_secret: discogs.consumerSecret,
+    }),
+  });
+  expect(put.status).toBe(200);
 }
 
 /** Exact row counts of every table (tables added by later migrations included). */
@@ -80,6 +106,7 @@ beforeAll(async () => {
   apiPort = await listen(t.app);
   healthPort = await listen(t.healthApp);
   await signInAdmin();
+  await keepAdminSignedIn();
   const tables = await t.sql(
     `SELECT tablename::text AS name FROM pg_tables
      WHERE schemaname = 'public' AND tablename <> 'schema_migrations' ORDER BY 1`,
