@@ -6,12 +6,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, jest, test } from '@j
 import { Client } from 'pg';
 import request from 'supertest';
 import { ensureBuilt } from './support/build';
+import {
+  requestTokenOf,
+  startDiscogsStandIn,
+  type DiscogsStandIn,
+} from './support/discogs-stand-in';
 import { until } from './support/load';
 import { startServerProcess, type RunningProcess } from './support/process';
 import { startPrivateRedis, type PrivateRedis } from './support/redis-server';
 import { TEST_PG_URL, TEST_REDIS_URL, databaseUrl } from './support/services';
 import {
   GOOD_PASSWORD,
+  signedInAdmin,
   signedInUser,
   startTestApp,
   uniqueEmail,
@@ -157,14 +163,57 @@ describe('replicas starting together', () => {
 describe('two app instances on one database and one Redis', () => {
   let a: TestApp;
   let b: TestApp;
+  let discogs: DiscogsStandIn;
   beforeAll(async () => {
-    const limits = { RATE_LIMIT_LOGIN_PER_MINUTE: '3' };
-    a = await startTestApp(limits);
-    b = await startTestApp(limits, { database: a.dbName });
+    discogs = await startDiscogsStandIn();
+    const e = {
+      RATE_LIMIT_LOGIN_PER_MINUTE: '3',
+      // Replicas of one deployment share their keys.
+      ENCRYPTION_MASTER_KEY: randomBytes(32).toString('hex'),
+      DISCOGS_API_URL: discogs.url,
+      DISCOGS_AUTHORIZE_URL: discogs.authorizeUrl,
+    };
+    a = await startTestApp(e);
+    b = await startTestApp(e, { database: a.dbName });
   });
   afterAll(async () => {
     await b?.close();
     await a?.close();
+    await discogs?.close();
+  });
+
+  test('when a Discogs connection is started on one replica, then it is completed on the other, and the state cannot be used again on either', async () => {
+    const admin = await signedInAdmin(a);
+    await request(a.app)
+      .put('/api/v1/admin/config/discogs')
+      .set('Authorization', `Bearer ${admin.token}`)
+      .send({ consumer_key: discogs.consumerKey, consumer_secret: discogs.consumerSecret })
+      .expect(200);
+    const u = await signedInUser(a.app);
+    const started = await request(a.app)
+      .post('/api/v1/oauth/discogs/authorize')
+      .set('Authorization', `Bearer ${u.token}`)
+      .expect(200);
+    const { verifier } = discogs.approve(requestTokenOf(started.body.authorize_url as string));
+    const body = { state: started.body.state as string, oauth_verifier: verifier };
+    const verified = await request(b.app)
+      .post('/api/v1/oauth/discogs/verify')
+      .set('Authorization', `Bearer ${u.token}`)
+      .send(body)
+      .expect(200);
+    expect(verified.body.connected).toBe(true);
+    const status = await request(a.app)
+      .get('/api/v1/oauth/discogs')
+      .set('Authorization', `Bearer ${u.token}`)
+      .expect(200);
+    expect(status.body).toMatchObject({ connected: true });
+    for (const t of [a, b]) {
+      const again = await request(t.app)
+        .post('/api/v1/oauth/discogs/verify')
+        .set('Authorization', `Bearer ${u.token}`)
+        .send(body);
+      expect(again.status).toBe(400);
+    }
   });
 
   test('when a user logs out on one replica, then the other refuses the access token and the refresh token at once', async () => {
