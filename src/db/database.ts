@@ -20,22 +20,21 @@ export interface Database {
 }
 
 /**
- * Deadlines on every step of a database call, so that a request answers within 5 s whatever
- * PostgreSQL does (refuses, hangs, or accepts connections and never answers). A request that
- * meets a dead server fails at the first step that waits, so one step's deadline bounds it:
+ * Deadlines on every step of a database call, so that a dead or silent PostgreSQL (refusing,
+ * hung, or accepting connections and never answering) never holds a request or the pool:
  * - acquiring a pooled connection (waiting for a free one, or opening one) at most ACQUIRE;
  * - opening the TCP connection and the start-up handshake at most CONNECT (inside ACQUIRE);
+ *   both are generous, because a loaded machine can take seconds to start a backend, and a
+ *   request that waits that long still gets its 503 from the request deadline;
  * - a statement at most STATEMENT on the server (it cancels, the connection stays usable);
  * - an answer at most QUERY on the client: past it the connection is marked invalid and the
  *   pool destroys it instead of reusing a socket that may never answer again. It is a little
  *   above STATEMENT so that a slow but live server reports its own cancellation first.
- * The request deadline (src/http/deadline.ts) is the backstop for requests that chain steps.
+ * The request deadline (src/http/deadline.ts) bounds what a request waits in total to 4 s.
  */
 export const DB_DEADLINES = {
-  acquireMs: 3_500,
-  // Generous for a loaded machine (a new backend, authentication, the session settings); a
-  // request that spends it still gets its 503 from the request deadline within 5 s.
-  connectMs: 3_000,
+  acquireMs: 5_000,
+  connectMs: 5_000,
   statementMs: 3_000,
   queryMs: 3_500,
   /** A transaction left open by a lost client does not hold row locks for long. */
