@@ -83,7 +83,10 @@ test('when refresh tokens expired more than a day ago, then a pass deletes exact
 
   const result = await a.deps.expiryCleanup.runOnce();
 
-  expect(result).toEqual({ skipped: false, deleted: { refresh_tokens: 7, sessions: 0 } });
+  expect(result).toEqual({
+    skipped: false,
+    deleted: expect.objectContaining({ refresh_tokens: 7, sessions: 0 }),
+  });
   expect(await remaining()).toEqual({ expired: 0, kept: 7 });
   expect((await metric(a, DELETED)) - before).toBe(7);
   expect(await metric(a, 'auth_expiry_cleanup_passes_total{outcome="done"}')).toBeGreaterThan(0);
@@ -103,12 +106,51 @@ test('when sessions ended a day ago or outlived every refresh token, then a pass
 
   const result = await a.deps.expiryCleanup.runOnce();
 
-  expect(result).toEqual({ skipped: false, deleted: { refresh_tokens: 1, sessions: 2 } });
+  expect(result).toMatchObject({ skipped: false, deleted: { refresh_tokens: 1, sessions: 2 } });
   const left = (await a.sql('SELECT id FROM sessions ORDER BY id')).map((r) => r.id);
   expect(left).toEqual([endedRecently, usedRecently, justStarted].sort());
   const tokensLeft = await a.sql('SELECT family_id FROM refresh_tokens');
   expect(tokensLeft.map((r) => r.family_id)).toEqual([usedRecently]);
   expect((await metric(a, SESSIONS)) - before).toBe(2);
+});
+
+test('when reset and verification tokens, second-step challenges and app tokens have expired, then a pass deletes them and keeps the live ones', async () => {
+  await a.sql(
+    `INSERT INTO account_tokens (user_id, purpose, token_hash, expires_at)
+     VALUES ($1, 'password_reset', md5('r1') || md5('r1'), now() - interval '1 minute'),
+            ($1, 'email_verify', md5('v1') || md5('v1'), now() - interval '3 days'),
+            ($1, 'email_verify', md5('v2') || md5('v2'), now() + interval '1 hour')`,
+    [userId],
+  );
+  await a.sql(
+    `INSERT INTO mfa_challenges (user_id, token_hash, expires_at)
+     VALUES ($1, md5('m1') || md5('m1'), now() - interval '1 minute'),
+            ($1, md5('m2') || md5('m2'), now() + interval '5 minutes')`,
+    [userId],
+  );
+  await a.sql(
+    `INSERT INTO app_tokens (user_id, name, token_hash, created_at, expires_at)
+     VALUES ($1, 'old', md5('a1') || md5('a1'), now() - interval '40 days', now() - interval '10 days'),
+            ($1, 'live', md5('a2') || md5('a2'), now(), now() + interval '30 days'),
+            ($1, 'forever', md5('a3') || md5('a3'), now(), NULL)`,
+    [userId],
+  );
+
+  const result = await a.deps.expiryCleanup.runOnce();
+
+  expect(result).toMatchObject({
+    skipped: false,
+    deleted: { account_tokens: 2, mfa_challenges: 1, app_tokens: 1 },
+  });
+  const count = async (table: string) =>
+    (await a.sql(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+  expect(await count('account_tokens')).toBe(1);
+  expect(await count('mfa_challenges')).toBe(1);
+  expect((await a.sql('SELECT name FROM app_tokens ORDER BY name')).map((r) => r.name)).toEqual([
+    'forever',
+    'live',
+  ]);
+  await a.sql('DELETE FROM account_tokens; DELETE FROM mfa_challenges; DELETE FROM app_tokens');
 });
 
 test('when more rows expired than one batch holds, then one pass deletes them all in batches', async () => {
@@ -121,7 +163,7 @@ test('when more rows expired than one batch holds, then one pass deletes them al
     intervalSeconds: 0,
     batchSize: 10,
   });
-  expect(await small.runOnce()).toEqual({
+  expect(await small.runOnce()).toMatchObject({
     skipped: false,
     deleted: { refresh_tokens: 25, sessions: 0 },
   });
@@ -141,7 +183,7 @@ test('when another replica holds the clean-up lock, then a pass skips without de
   } finally {
     await other.end();
   }
-  expect(await a.deps.expiryCleanup.runOnce()).toEqual({
+  expect(await a.deps.expiryCleanup.runOnce()).toMatchObject({
     skipped: false,
     deleted: { refresh_tokens: 5, sessions: 0 },
   });

@@ -40,4 +40,28 @@ export const EXPIRY_STATEMENTS: readonly ExpiryStatement[] = [
             ORDER BY s.last_used_at LIMIT :limit FOR UPDATE OF s SKIP LOCKED)
           RETURNING 1`,
   },
+  {
+    // Mailed reset and verification tokens: an expired one is refused like an unknown one.
+    table: 'account_tokens',
+    sql: `DELETE FROM account_tokens WHERE id IN (
+            SELECT id FROM account_tokens WHERE expires_at < now()
+            ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+          RETURNING 1`,
+  },
+  {
+    // Pending second login steps (mfa_token): an expired one is refused like an unknown one.
+    table: 'mfa_challenges',
+    sql: `DELETE FROM mfa_challenges WHERE id IN (
+            SELECT id FROM mfa_challenges WHERE expires_at < now()
+            ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+          RETURNING 1`,
+  },
+  {
+    // App tokens past their expiry: refused like unknown ones, and no longer listed.
+    table: 'app_tokens',
+    sql: `DELETE FROM app_tokens WHERE id IN (
+            SELECT id FROM app_tokens WHERE expires_at < now()
+            ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+          RETURNING 1`,
+  },
 ];
