@@ -239,6 +239,42 @@ describe('two app instances on one database and one Redis', () => {
     expect(refresh.body.code).toBe('invalid_refresh_token');
   });
 
+  test("when a session is ended on one replica, then its access token and refresh token are refused on the other at once, and the caller's own session still works there", async () => {
+    const first = await signedInUser(a.app);
+    const second = await request(a.app)
+      .post('/api/v1/auth/token')
+      .send({ email: first.email, password: first.password })
+      .expect(200);
+    await request(b.app)
+      .get('/api/v1/auth/me')
+      .set('Authorization', `Bearer ${second.body.access_token as string}`)
+      .expect(200);
+    const list = await request(a.app)
+      .get('/api/v1/auth/sessions')
+      .set('Authorization', `Bearer ${first.token}`)
+      .expect(200);
+    const other = (list.body.sessions as { id: string; current: boolean }[]).find(
+      (x) => !x.current,
+    )!;
+    await request(a.app)
+      .delete(`/api/v1/auth/sessions/${other.id}`)
+      .set('Authorization', `Bearer ${first.token}`)
+      .expect(204);
+    await request(b.app)
+      .get('/api/v1/auth/me')
+      .set('Authorization', `Bearer ${second.body.access_token as string}`)
+      .expect(401);
+    await request(b.app)
+      .post('/api/v1/auth/token')
+      .type('form')
+      .send({ grant_type: 'refresh_token', refresh_token: second.body.refresh_token as string })
+      .expect(401);
+    await request(b.app)
+      .get('/api/v1/auth/me')
+      .set('Authorization', `Bearer ${first.token}`)
+      .expect(200);
+  });
+
   test('when failed logins reach the limit on one replica, then the next attempt on the other gets 429 with Retry-After', async () => {
     const email = uniqueEmail('replica-limit');
     await request(a.app)
