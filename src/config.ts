@@ -11,7 +11,6 @@ import path from 'node:path';
 export type DatabaseConfig = { kind: 'url'; url: string } | { kind: 'embedded'; dataDir: string };
 
 export interface Config {
-  nodeEnv: string;
   production: boolean;
   host: string;
   port: number;
@@ -29,7 +28,6 @@ export interface Config {
   validateResponses: boolean;
   /** Raw key material; null means "generate or reuse one in DATA_DIR" (never in production). */
   jwtSecret: Buffer | null;
-  jwtAlgorithm: 'HS256';
   jwtExpireMinutes: number;
   jwtIssuer: string;
   jwtAudience: string;
@@ -265,7 +263,6 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const hashConcurrency = r.int('HASH_CONCURRENCY', Math.max(1, os.availableParallelism()), 1, 256);
 
   const config: Config = {
-    nodeEnv,
     production,
     host: r.string('HOST', '0.0.0.0'),
     port: r.int('PORT', 8004, 0, 65535),
@@ -280,7 +277,6 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     cleanupIntervalSeconds: r.int('CLEANUP_INTERVAL_SECONDS', 3600, 0, 7 * 24 * 3600),
     validateResponses: r.bool('VALIDATE_RESPONSES', true),
     jwtSecret,
-    jwtAlgorithm: 'HS256',
     jwtExpireMinutes: r.int('JWT_EXPIRE_MINUTES', 30, 1, 24 * 60),
     jwtIssuer: r.string('JWT_ISSUER', 'auth-service'),
     jwtAudience: r.string('JWT_AUDIENCE', 'music-catalogue'),

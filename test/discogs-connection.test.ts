@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/g
 import request from 'supertest';
 import { oauthTokenPurpose } from '../src/crypto/purposes';
 import { keyId } from '../src/crypto/secret-box';
+import { MemoryStore } from '../src/state/ephemeral-store';
 import {
   requestTokenOf,
   startDiscogsStandIn,
@@ -552,7 +553,7 @@ describe('without Redis (single instance)', () => {
   test('when REDIS_URL is unset, then the flow runs on the in-process store and a state still completes once', async () => {
     const single = await startTestApp({ ...env, REDIS_URL: '' }, { database: oob.dbName });
     try {
-      expect(single.deps.store.shared).toBe(false);
+      expect(single.deps.store).toBeInstanceOf(MemoryStore);
       const user = await signedInUser(single.app);
       const { state, authorize_url } = await authorized(user, single);
       const { verifier } = discogs.approve(requestTokenOf(authorize_url));

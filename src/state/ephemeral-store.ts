@@ -1,16 +1,13 @@
 import type { Redis } from 'ioredis';
 
 /**
- * Short-lived state with expiry (OAuth request tokens, one-time markers). Never a revocation:
+ * Short-lived state with expiry (the pending OAuth 1.0a request tokens). Never a revocation:
  * those live in PostgreSQL (see sessions), so losing this state cannot bring a token back.
  * Redis when configured, so every replica sees the same state; otherwise in process, which
  * is single-instance only.
  */
 export interface EphemeralStore {
-  readonly shared: boolean;
   set(key: string, value: string, ttlSeconds: number): Promise<void>;
-  /** Sets only when absent; true when this call set it. */
-  setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean>;
   get(key: string): Promise<string | null>;
   /** Reads and deletes atomically: a value can be taken once. */
   take(key: string): Promise<string | null>;
@@ -18,7 +15,6 @@ export interface EphemeralStore {
 }
 
 export class RedisStore implements EphemeralStore {
-  readonly shared = true;
   constructor(
     private readonly redis: Redis,
     private readonly prefix = 'auth:',
@@ -26,17 +22,6 @@ export class RedisStore implements EphemeralStore {
 
   async set(key: string, value: string, ttlSeconds: number): Promise<void> {
     await this.redis.set(this.prefix + key, value, 'EX', Math.max(1, Math.ceil(ttlSeconds)));
-  }
-
-  async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
-    const r = await this.redis.set(
-      this.prefix + key,
-      value,
-      'EX',
-      Math.max(1, Math.ceil(ttlSeconds)),
-      'NX',
-    );
-    return r === 'OK';
   }
 
   get(key: string): Promise<string | null> {
@@ -53,7 +38,6 @@ export class RedisStore implements EphemeralStore {
 }
 
 export class MemoryStore implements EphemeralStore {
-  readonly shared = false;
   private readonly entries = new Map<string, { value: string; expiresAt: number }>();
   private readonly sweeper: NodeJS.Timeout;
 
@@ -65,12 +49,6 @@ export class MemoryStore implements EphemeralStore {
 
   async set(key: string, value: string, ttlSeconds: number): Promise<void> {
     this.entries.set(key, { value, expiresAt: this.now() + ttlSeconds * 1000 });
-  }
-
-  async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
-    if (this.live(key) !== null) return false;
-    await this.set(key, value, ttlSeconds);
-    return true;
   }
 
   async get(key: string): Promise<string | null> {
