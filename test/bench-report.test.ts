@@ -135,6 +135,12 @@ describe('bench report', () => {
       skipClone: true,
     });
     expect(parseArgs(['--out=y.json']).out).toBe('y.json');
+    expect(parseArgs(['--only', 'cold_start']).only).toEqual(['cold_start']);
+    expect(parseArgs(['--only=cold_start,fresh_clone_start']).only).toEqual([
+      'cold_start',
+      'fresh_clone_start',
+    ]);
+    expect(() => parseArgs(['--only', 'peak_rss'])).toThrow(/--only takes a list of/);
     expect(() => parseArgs(['--fast'])).toThrow(/unknown argument --fast/);
   });
 });

@@ -12,6 +12,20 @@ export interface BenchOptions {
   out: string;
   /** Skip the fresh-clone start (it runs `npm ci`, which takes a while). */
   skipClone: boolean;
+  /** Measure only these start-up figures (`--only cold_start,fresh_clone_start`). */
+  only?: StartFigure[];
+}
+
+/** The figures `--only` can run by themselves: neither needs the load phases before it. */
+export const START_FIGURES = ['cold_start', 'fresh_clone_start'] as const;
+export type StartFigure = (typeof START_FIGURES)[number];
+
+function parseOnly(list: string): StartFigure[] {
+  const ids = list.split(',').filter(Boolean);
+  const unknown = ids.filter((id) => !(START_FIGURES as readonly string[]).includes(id));
+  if (!ids.length || unknown.length)
+    throw new Error(`--only takes a list of ${START_FIGURES.join(', ')} (got ${list})`);
+  return ids as StartFigure[];
 }
 
 export const DEFAULT_OUT = 'dist/bench/results.json';
@@ -25,8 +39,12 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     else if (a === '--skip-clone') opts.skipClone = true;
     else if (a === '--out' && argv[i + 1] !== undefined) opts.out = argv[++i]!;
     else if (a.startsWith('--out=')) opts.out = a.slice('--out='.length);
+    else if (a === '--only' && argv[i + 1] !== undefined) opts.only = parseOnly(argv[++i]!);
+    else if (a.startsWith('--only=')) opts.only = parseOnly(a.slice('--only='.length));
     else
-      throw new Error(`unknown argument ${a} (known: --quick, --check, --skip-clone, --out FILE)`);
+      throw new Error(
+        `unknown argument ${a} (known: --quick, --check, --skip-clone, --out FILE, --only LIST)`,
+      );
   }
   if (opts.quick) opts.skipClone = true;
   return opts;
