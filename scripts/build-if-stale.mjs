@@ -1,11 +1,11 @@
-// Runs before `npm start` (and the bench): compiles only when the compiled tree may be stale.
+// Runs first in `npm start` (scripts/start.mjs) and the bench: compiles only when the compiled
+// tree may be stale. As a command, `--force` always compiles.
 //
 // Plain JavaScript on purpose: it must run before anything is compiled, and loading the
 // TypeScript compiler just to learn that nothing changed costs a second or more. The check
 // is a walk over the compiler's inputs: when none of them (nor a folder holding them, whose
 // time changes when a file is added, removed or renamed) is newer than the stamp written
 // after the last successful build, dist/ is what the compiler would produce and nothing runs.
-// `--force` always compiles.
 //
 // The compile is an emit without type checking: every input of tsconfig.build.json goes
 // through the compiler's single-file transpiler with that config's options. It writes the
@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CONFIG = 'tsconfig.build.json';
@@ -111,13 +111,28 @@ function emit() {
   return failed.length === 0;
 }
 
-const force = process.argv.includes('--force');
-if (!force && stampTime() >= newestInput()) process.exit(0);
+/** Compiles when forced or when an input is newer than the stamp; false when compiling failed. */
+export function buildIfStale({ force = false } = {}) {
+  if (!force && stampTime() >= newestInput()) return true;
+  // Taken before compiling: an edit made while the compiler runs is newer than the stamp, so
+  // it is compiled next time.
+  const startedAt = new Date();
+  if (!emit()) return false;
+  fs.mkdirSync(path.dirname(stamp), { recursive: true });
+  fs.writeFileSync(stamp, '');
+  fs.utimesSync(stamp, startedAt, startedAt);
+  return true;
+}
 
-// Taken before compiling: an edit made while the compiler runs is newer than the stamp, so it
-// is compiled next time.
-const startedAt = new Date();
-if (!emit()) process.exit(1);
-fs.mkdirSync(path.dirname(stamp), { recursive: true });
-fs.writeFileSync(stamp, '');
-fs.utimesSync(stamp, startedAt, startedAt);
+/** Whether this file is the command being run (not imported by scripts/start.mjs). */
+function isCommand() {
+  try {
+    return import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isCommand()) {
+  process.exit(buildIfStale({ force: process.argv.includes('--force') }) ? 0 : 1);
+}

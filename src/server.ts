@@ -180,9 +180,15 @@ async function main(): Promise<void> {
   if (state.signal) shutdown(state.service, state.signal);
 }
 
-if (require.main === module) {
+/**
+ * Runs the service as the process's entry point: `node dist/src/server.js` (the image's
+ * command), or `npm start` through scripts/start.mjs, which checks the build first.
+ */
+export function run(): void {
   main().catch((err) => {
     process.stderr.write(`auth service failed to start: ${(err as Error).message}\n`);
     process.exit(1);
   });
 }
+
+if (require.main === module) run();
