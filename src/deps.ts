@@ -9,7 +9,7 @@ import type { OutboxOptions } from './mail/outbox';
 import { createMetrics, type Metrics } from './metrics';
 import { USER_STATE_CHANNEL, UserStateListener } from './sessions/user-state-listener';
 import type { EphemeralStore } from './state/ephemeral-store';
-import { openDatabase } from './wiring/database';
+import { openDatabase, type OpenedDatabase } from './wiring/database';
 import { loadSecretKeys } from './wiring/keys';
 import { createServices, type Services } from './wiring/services';
 import { openStore } from './wiring/store';
@@ -46,6 +46,8 @@ export interface DepsOptions {
   clock?: () => number;
   /** Mail retry pacing; tests shorten it. */
   mail?: OutboxOptions;
+  /** The database, when the caller opened it already (to start it early); opened here if not. */
+  database?: Promise<OpenedDatabase>;
 }
 
 /** Keys, then the database, then the short-lived store, then the services over them. */
@@ -54,7 +56,7 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
   const metrics = createMetrics();
   const spec = loadSpec();
   const keys = loadSecretKeys(config, logger);
-  const database = await openDatabase(config, logger);
+  const database = await (opts.database ?? openDatabase(config, logger));
   const redisKeyPrefix = opts.redisKeyPrefix ?? 'auth:';
   const state = openStore(config, logger, redisKeyPrefix);
   const { db } = database;

@@ -1,11 +1,10 @@
 import 'dotenv/config';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp, createHealthApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
-import { migrate } from './db/migrator';
-import { createDeps, type Deps } from './deps';
-import { answerClientError } from './http/problem';
+import type { Deps } from './deps';
+import { createLogger } from './logger';
+import { openDatabase } from './wiring/database';
 
 export interface RunningService {
   deps: Deps;
@@ -70,9 +69,38 @@ function drain(
   });
 }
 
+/** The modules behind the service, loaded once the database has been started (see below). */
+async function loadService() {
+  const [{ createApp, createHealthApp }, { migrate }, { createDeps }, { answerClientError }] =
+    await Promise.all([
+      import('./app'),
+      import('./db/migrator'),
+      import('./deps'),
+      import('./http/problem'),
+    ]);
+  return { createApp, createHealthApp, migrate, createDeps, answerClientError };
+}
+
 export async function startService(config: Readonly<Config>): Promise<RunningService> {
-  const deps = await createDeps(config);
-  const { logger } = deps;
+  const logger = createLogger(config.logLevel);
+  // The database is opened before the rest of the service is even loaded: the embedded
+  // PostgreSQL initialises in a thread of its own (seconds of initdb on a fresh DATA_DIR), so
+  // loading the modules runs meanwhile on the other core. createDeps awaits it.
+  const database = openDatabase(config, logger);
+  let service: Awaited<ReturnType<typeof loadService>>;
+  let deps: Deps;
+  try {
+    service = await loadService();
+    deps = await service.createDeps(config, { logger, database });
+  } catch (err) {
+    await database.then(
+      (d) => d.close(),
+      () => undefined,
+    );
+    throw err;
+  }
+  const { createApp, createHealthApp, migrate, answerClientError } = service;
+
   try {
     if (config.migrateOnStart) {
       const applied = await migrate({

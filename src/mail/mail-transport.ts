@@ -1,4 +1,3 @@
-import nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
 
 /** One mail, ready to send. Bodies are built by templates.ts; nothing here tracks the reader. */
@@ -23,6 +22,10 @@ export interface MailTransport {
 
 /** Over SMTP_URL (smtp:// with STARTTLS when offered, or smtps://), via nodemailer. */
 export function smtpTransport(url: string, from: string): MailTransport {
+  // Loaded only when SMTP is configured: nodemailer is a noticeable part of start-up, and a
+  // service without SMTP_URL never needs it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const nodemailer = require('nodemailer') as typeof import('nodemailer');
   const transporter = nodemailer.createTransport({
     url,
     // A hung server must not hold a delivery (and the outbox behind it) forever.
