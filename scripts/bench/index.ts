@@ -353,7 +353,7 @@ class Bench {
     if (only.includes('fresh_clone_start')) await this.freshClone();
   }
 
-  /** `npm start` (prestart included) on the built tree and migrated database, to readiness. */
+  /** `npm start` (its build check included) on the built tree and migrated database, to readiness. */
   async coldStart(): Promise<void> {
     const times: number[] = [];
     for (let i = 0; i < this.phases.coldStarts; i++) {
