@@ -117,6 +117,7 @@ export async function createDeps(config: Readonly<Config>, opts: DepsOptions = {
         // A clean-up pass in progress finishes its batch first.
         () => expiryCleanup.stop(),
         () => services.outbox.close(5_000),
+        () => services.passwords.close(),
         () => userStateListener?.close(),
         () => state.close(),
         () => database.close(),

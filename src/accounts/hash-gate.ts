@@ -14,7 +14,7 @@ function busy(): ServiceUnavailableError {
 }
 
 /**
- * Caps password hashes in flight. bcrypt runs on libuv's thread pool; without a cap a flood
+ * Caps password hashes in flight. bcrypt runs on a few threads (HashWorkers); without a cap a flood
  * of logins queues unboundedly and starves everything else. Beyond a short queue, callers get
  * 503 with Retry-After instead of piling up.
  *

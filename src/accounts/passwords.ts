@@ -3,6 +3,7 @@ import bcrypt from 'bcrypt';
 import { ValidationError } from '../errors';
 import type { Metrics } from '../metrics';
 import { HashGate } from './hash-gate';
+import { HashWorkers } from './hash-workers';
 
 /** bcrypt reads at most 72 bytes; longer passwords are refused, never silently truncated. */
 export const MAX_PASSWORD_BYTES = 72;
@@ -42,6 +43,8 @@ export function unmatchableHash(cost: number): string {
 
 export class PasswordHasher {
   private readonly gate: HashGate;
+  /** As many threads as the gate lets hashes through: a hash past the gate never waits. */
+  private readonly workers: HashWorkers;
   private dummyHash: string | undefined;
 
   constructor(
@@ -50,6 +53,12 @@ export class PasswordHasher {
     private readonly metrics: Metrics,
   ) {
     this.gate = new HashGate(gate.concurrency, gate.queueLimit);
+    this.workers = new HashWorkers(gate.concurrency);
+  }
+
+  /** Ends the hashing threads (shutdown). */
+  close(): Promise<void> {
+    return this.workers.close();
   }
 
   get capacity(): HashGate {
@@ -58,7 +67,7 @@ export class PasswordHasher {
 
   /** `client` (the caller's address) gets its fair share of the hashing queue. */
   hash(password: string, client?: string): Promise<string> {
-    return this.timed('hash', client, () => bcrypt.hash(password, this.cost));
+    return this.timed('hash', client, () => this.workers.hash(password, this.cost));
   }
 
   /** True when `hash` was made under another cost than the current one; unreadable ones stay. */
@@ -72,7 +81,7 @@ export class PasswordHasher {
 
   /** Constant-ish time compare. Passwords over 72 bytes can never match: bcrypt would truncate them. */
   async verify(password: string, hash: string, client?: string): Promise<boolean> {
-    const ok = await this.timed('verify', client, () => bcrypt.compare(password, hash));
+    const ok = await this.timed('verify', client, () => this.workers.compare(password, hash));
     return ok && Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES;
   }
 
@@ -83,7 +92,7 @@ export class PasswordHasher {
   async verifyDummy(password: string, client?: string): Promise<false> {
     this.dummyHash ??= unmatchableHash(this.cost);
     const hash = this.dummyHash;
-    await this.timed('verify', client, () => bcrypt.compare(password, hash));
+    await this.timed('verify', client, () => this.workers.compare(password, hash));
     return false;
   }
 

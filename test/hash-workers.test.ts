@@ -1,0 +1,60 @@
+import fs from 'node:fs';
+import bcrypt from 'bcrypt';
+import { HASH_THREAD_NICE, HashWorkers } from '../src/accounts/hash-workers';
+
+/** The nice value of every thread of this process, read from /proc (Linux). */
+function threadNices(): number[] {
+  return fs.readdirSync('/proc/self/task').map((tid) => {
+    const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at state; nice is field 19.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[16]);
+  });
+}
+
+describe('HashWorkers', () => {
+  let pool: HashWorkers;
+  afterEach(() => pool.close());
+
+  test('when a password is hashed and compared, then bcrypt agrees with the result', async () => {
+    pool = new HashWorkers(2);
+    const hash = await pool.hash('correct horse', 4);
+    expect(bcrypt.getRounds(hash)).toBe(4);
+    expect(await bcrypt.compare('correct horse', hash)).toBe(true);
+    expect(await pool.compare('correct horse', hash)).toBe(true);
+    expect(await pool.compare('wrong horse', hash)).toBe(false);
+  });
+
+  test('when hashes run, then their threads have a lower priority than the event loop', async () => {
+    pool = new HashWorkers(2);
+    const mainNice = threadNices()[0];
+    await Promise.all([pool.hash('a-password', 4), pool.hash('b-password', 4)]);
+    const lowered = threadNices().filter((n) => n === HASH_THREAD_NICE);
+    expect(lowered).toHaveLength(2);
+    // The event loop's own thread (the first task listed, the process itself) keeps its priority.
+    expect(threadNices()[0]).toBe(mainNice);
+    expect(mainNice).not.toBe(HASH_THREAD_NICE);
+  });
+
+  test('when more hashes than threads are asked for at once, then the caller is told it skipped the gate', async () => {
+    pool = new HashWorkers(1);
+    const first = pool.hash('a-password', 4);
+    expect(() => pool.hash('b-password', 4)).toThrow(/HashGate must come first/);
+    await first;
+  });
+
+  test('when the pool is closed, then a new call is refused and no thread is left', async () => {
+    pool = new HashWorkers(1);
+    await pool.hash('a-password', 4);
+    await pool.close();
+    await expect(pool.hash('a-password', 4)).rejects.toThrow(/shut down/);
+    expect(threadNices().filter((n) => n === HASH_THREAD_NICE)).toHaveLength(0);
+  });
+
+  test('when bcrypt refuses its input, then the call fails and the thread serves the next one', async () => {
+    pool = new HashWorkers(1);
+    await expect(pool.compare('a-password', 'not a bcrypt hash')).resolves.toBe(false);
+    await expect(pool.hash('a-password', 99)).rejects.toThrow();
+    expect(await pool.compare('a-password', await pool.hash('a-password', 4))).toBe(true);
+  });
+});
