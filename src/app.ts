@@ -1,56 +1,25 @@
-import type { ServerResponse } from 'node:http';
-import express, { type Express, type Response } from 'express';
-import pinoHttp from 'pino-http';
+import express, { type Express } from 'express';
 import type { Deps } from './deps';
 import { NotFoundError } from './errors';
+import { accessLog } from './http/access-log';
 import { cors } from './http/cors';
 import { requestDeadline } from './http/deadline';
 import { createHandlers } from './http/handlers';
 import { requestMetrics } from './http/metrics-middleware';
-import { noStore, requestId, securityHeaders } from './http/middleware';
-import { problemHandler, type ProblemLog } from './http/problem';
+import { noStore, securityHeaders } from './http/middleware';
+import { problemHandler } from './http/problem';
 import { openApiRouter } from './http/router';
 import type { Port } from './http/spec';
-import { httpSerializers, runInRequestScope } from './logger';
+import { runInRequestScope } from './logger';
 
 const BODY_LIMIT = '64kb';
-
-function problemOf(res: ServerResponse): ProblemLog | undefined {
-  return (res as Partial<Response>).locals?.problem as ProblemLog | undefined;
-}
-
-function withProblem(res: ServerResponse, val: object): object {
-  const problem = problemOf(res);
-  if (!problem) return val;
-  const { level: _level, ...rest } = problem;
-  return { ...val, problem: rest };
-}
 
 function base(deps: Deps, port: Port): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', deps.config.trustProxy);
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: requestId,
-      customProps: () => ({ port }),
-      // Health probes and scrapes would drown everything else.
-      autoLogging: { ignore: (req) => port === 'health' || req.url === '/health' },
-      // A refusal's level was decided where the error became a response; one short line
-      // each, with the problem code and never a stack (pino-http would make one up for 5xx).
-      customLogLevel: (_req, res, err) =>
-        problemOf(res)?.level ?? (err || res.statusCode >= 500 ? 'error' : 'info'),
-      customSuccessObject: (_req, res, val: object) => withProblem(res, val),
-      customErrorObject: (_req, res, _err, val: object) => {
-        const { err: _dropped, ...rest } = val as { err?: unknown };
-        return withProblem(res, rest);
-      },
-      customErrorMessage: (_req, res) => `request failed with status ${res.statusCode}`,
-      serializers: httpSerializers,
-    }),
-  );
+  app.use(accessLog(deps.logger, port));
   app.use(requestDeadline());
   // Whatever logs during the request (services included) tags its lines with the request id.
   app.use((req, _res, next) => runInRequestScope(req.id as string, next));

@@ -56,13 +56,23 @@ export function currentRequestId(): string | undefined {
   return requestScope.getStore()?.id;
 }
 
+const REQUEST_BOUND = Symbol('requestBound');
+
+/** Marks a request's own child logger, whose bindings already say which request it is. */
+export function markRequestBound(logger: Logger): Logger {
+  (logger as Logger & { [REQUEST_BOUND]?: true })[REQUEST_BOUND] = true;
+  return logger;
+}
+
 /**
  * Lines logged during a request through a logger that is not the request's own (a service
  * holding deps.logger, say) still carry `req.id`; the request's child logger already has it.
+ * A line that names its request itself (the access line) keeps its own `req`: the mixin's
+ * fields are merged under the line's.
  */
 function requestIdMixin(_merge: object, _level: number, logger: Logger): object {
   const scope = requestScope.getStore();
-  if (!scope || 'req' in logger.bindings()) return {};
+  if (!scope || (logger as Logger & { [REQUEST_BOUND]?: true })[REQUEST_BOUND]) return {};
   return { req: { id: scope.id } };
 }
 
@@ -87,21 +97,3 @@ export function loggableUrl(url: string): string {
   const names = [...new URLSearchParams(url.slice(q + 1)).keys()];
   return `${url.slice(0, q)}?${names.map((n) => `${encodeURIComponent(n)}=…`).join('&')}`;
 }
-
-interface SerializedRequest {
-  id: string;
-  method: string;
-  url: string;
-  remoteAddress?: string;
-}
-
-/** What pino-http writes about each request and response: no headers, no bodies. */
-export const httpSerializers = {
-  req: (req: SerializedRequest) => ({
-    id: req.id,
-    method: req.method,
-    url: loggableUrl(req.url),
-    remoteAddress: req.remoteAddress,
-  }),
-  res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-};
