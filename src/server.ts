@@ -1,6 +1,7 @@
 import 'dotenv/config';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
 import { ConfigError, loadConfig, type Config } from './config';
 import type { Deps } from './deps';
 import { createLogger } from './logger';
@@ -212,7 +213,20 @@ async function main(): Promise<void> {
  * Runs the service as the process's entry point: `node dist/src/server.js` (the image's
  * command), or `npm start` through scripts/start.mjs, which checks the build first.
  */
+/**
+ * V8 lets the old generation grow to about four times what the last full collection kept
+ * before collecting it again. Under load that is mostly requests' garbage promoted by young
+ * collections: serving GET /me at full speed, a heap of about 36 MB live grew to 130 MB before
+ * each full collection, and the process peaked at 261 MB resident. Growing by half instead,
+ * the same load peaked at 159 MB for the same CPU per request (569 us against 579 us, best of
+ * 3 rounds side by side): full collections of a small live set are short. The flag is read at
+ * every full collection, so setting it first thing at run time works for every way the
+ * service is started.
+ */
+const HEAP_GROWING_PERCENT = 50;
+
 export function run(): void {
+  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   main().catch((err) => {
     process.stderr.write(`auth service failed to start: ${(err as Error).message}\n`);
     process.exit(1);
