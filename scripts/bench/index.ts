@@ -167,7 +167,7 @@ class Bench {
       args: [path.join(BENCH_DIR, script)],
       cwd: PROJECT_ROOT,
       env: { ...this.serviceEnv, PORT: String(port) },
-      readyUrl: script === 'node-jwt.js' ? `${url}/ready` : url,
+      readyUrl: script === 'express-hello.js' ? url : `${url}/ready`,
       logFile: this.log(script),
     });
     return { proc, url };
@@ -230,12 +230,15 @@ class Bench {
 
     const express = await this.startReference('express-hello.js');
     const bare = await this.startReference('node-jwt.js');
+    const validator = await this.startReference('express-eov.js');
     say('/me vs Express 5 vs node:http, 64 connections');
     const me = await this.meLoad(a.api + ME, token);
     const ex = await this.meLoad(express.url, token);
     const nodeJwt = await this.meLoad(bare.url, token);
+    const eov = await this.meLoad(validator.url + ME, token);
     await stopProcess(express.proc.child);
     await stopProcess(bare.proc.child);
+    await stopProcess(validator.proc.child);
     this.figures.push(
       {
         id: 'me_vs_express_ratio',
@@ -243,6 +246,12 @@ class Bench {
         reference: rate('Express hello', ex),
         goal: { op: '>=', target: 0.6, of: 'ratio' },
         invalid: invalid(me, ex),
+      },
+      {
+        id: 'validator_ceiling',
+        measured: rate('Express + validator, constant /me', eov),
+        reference: rate('Express hello', ex),
+        invalid: invalid(eov, ex),
       },
       {
         id: 'me_ratio',
