@@ -210,10 +210,6 @@ async function main(): Promise<void> {
 }
 
 /**
- * Runs the service as the process's entry point: `node dist/src/server.js` (the image's
- * command), or `npm start` through scripts/start.mjs, which checks the build first.
- */
-/**
  * V8 lets the old generation grow to about four times what the last full collection kept
  * before collecting it again. Under load that is mostly requests' garbage promoted by young
  * collections: serving GET /me at full speed, a heap of about 36 MB live grew to 130 MB before
@@ -225,6 +221,10 @@ async function main(): Promise<void> {
  */
 const HEAP_GROWING_PERCENT = 50;
 
+/**
+ * Runs the service as the process's entry point: `node dist/src/server.js` (the image's
+ * command), or `npm start` through scripts/start.mjs, which checks the build first.
+ */
 export function run(): void {
   v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   main().catch((err) => {
