@@ -12,6 +12,7 @@ import {
   useTestApp,
   type TestApp,
 } from './support/test-app';
+import { scrapeMetrics } from './support/metrics';
 
 const ME = '/api/v1/auth/me';
 
@@ -346,14 +347,7 @@ describe('metrics and logs', () => {
     const u = await signedInUser(t.app);
     await deleteAccount(t.app, u.token, { password: 'wrong-password-xyz' }).expect(403);
     await deleteAccount(t.app, u.token).expect(204);
-    const text = (await request(t.healthApp).get('/metrics').expect(200)).text;
-    const value = (series: string) =>
-      Number(
-        text
-          .split('\n')
-          .find((l) => l.startsWith(`${series} `))
-          ?.split(' ')[1],
-      );
+    const value = await scrapeMetrics(t.healthApp);
     expect(value('auth_account_deletions_total{outcome="deleted"}')).toBeGreaterThanOrEqual(1);
     expect(
       value('auth_account_deletions_total{outcome="invalid_password"}'),

@@ -11,6 +11,7 @@ import {
   useTestApp,
   type TestApp,
 } from './support/test-app';
+import { scrapeMetrics } from './support/metrics';
 
 const APP_TOKENS = '/api/v1/auth/app-tokens';
 const ME = '/api/v1/auth/me';
@@ -395,14 +396,7 @@ describe('metrics and logs', () => {
       .expect(403);
     await me(t.app, `ast_${'B'.repeat(43)}`).expect(401);
     await createAppToken(t.app, token, { name: 'x'.repeat(100) });
-    const text = (await request(t.healthApp).get('/metrics').expect(200)).text;
-    const value = (series: string) =>
-      Number(
-        text
-          .split('\n')
-          .find((l) => l.startsWith(`${series} `))
-          ?.split(' ')[1],
-      );
+    const value = await scrapeMetrics(t.healthApp);
     expect(value('auth_app_tokens_created_total{outcome="created"}')).toBeGreaterThanOrEqual(2);
     expect(value('auth_app_token_uses_total{outcome="accepted"}')).toBeGreaterThanOrEqual(1);
     expect(value('auth_app_token_uses_total{outcome="not_allowed"}')).toBeGreaterThanOrEqual(1);

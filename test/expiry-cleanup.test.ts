@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, expect, test } from '@jest/globals';
 import { Client } from 'pg';
-import request from 'supertest';
 import { startTestApp, type TestApp } from './support/test-app';
 import { until } from './support/load';
+import { scrapeMetrics } from './support/metrics';
 
 /**
  * The periodic clean-up of rows past their lifetime: what it deletes and keeps, its metric,
@@ -68,9 +68,7 @@ async function remaining(): Promise<{ expired: number; kept: number }> {
 }
 
 async function metric(t: TestApp, series: string): Promise<number> {
-  const text = (await request(t.healthApp).get('/metrics').expect(200)).text;
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+  return (await scrapeMetrics(t.healthApp))(series);
 }
 
 const DELETED = 'auth_expired_rows_deleted_total{table="refresh_tokens"}';

@@ -10,6 +10,7 @@ import {
   startTestApp,
   type TestApp,
 } from './support/test-app';
+import { scrapeMetrics } from './support/metrics';
 
 const SESSIONS = '/api/v1/auth/sessions';
 const ME = '/api/v1/auth/me';
@@ -299,14 +300,7 @@ describe('metrics', () => {
       .delete(SESSIONS)
       .set(...bearer(phone.access_token))
       .expect(204);
-    const text = (await request(t.healthApp).get('/metrics').expect(200)).text;
-    const value = (series: string) =>
-      Number(
-        text
-          .split('\n')
-          .find((l) => l.startsWith(`${series} `))
-          ?.split(' ')[1],
-      );
+    const value = await scrapeMetrics(t.healthApp);
     expect(value('auth_sessions_ended_total{outcome="session_ended"}')).toBeGreaterThanOrEqual(2);
     expect(value('auth_sessions_ended_total{outcome="not_found"}')).toBeGreaterThanOrEqual(1);
   });

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /** The nice value hashing threads run at: below everything else of the process and the host. */
@@ -124,9 +123,4 @@ export class HashWorkers {
     worker.on('exit', (code) => fail(new Error(`hashing thread exited with code ${code}`)));
     return slot;
   }
-}
-
-/** Threads the pool may use by default: one per core the process may run on. */
-export function defaultHashThreads(): number {
-  return Math.max(1, os.availableParallelism());
 }
